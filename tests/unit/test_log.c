@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/log.h"
+
+/* Runs fn with the log pointed at a temp file; returns what was written. */
+static char *capture(void (*fn)(void))
+{
+	char path[] = "/tmp/spfs-test-log-XXXXXX";
+	int fd = mkstemp(path);
+	static char out[16384];
+
+	assert_true(fd >= 0);
+	unlink(path);
+	log_set_fd(fd);
+	fn();
+	log_set_fd(STDERR_FILENO);
+	off_t n = lseek(fd, 0, SEEK_CUR);
+	assert_true(n >= 0 && (size_t)n < sizeof(out));
+	assert_int_equal(pread(fd, out, (size_t)n, 0), n);
+	out[n] = '\0';
+	close(fd);
+	return out;
+}
+
+static void emit_levels(void)
+{
+	log_error("e %d", 1);
+	log_warn("w");
+	log_info("i");
+	log_debug("d");
+}
+
+static void test_level_filter(void **state)
+{
+	(void)state;
+	log_set_format(LOG_FORMAT_TEXT);
+	log_set_level(LOG_WARN);
+	char *out = capture(emit_levels);
+	assert_non_null(strstr(out, " error: e 1\n"));
+	assert_non_null(strstr(out, " warn: w\n"));
+	assert_null(strstr(out, " info: "));
+	assert_null(strstr(out, " debug: "));
+
+	log_set_level(LOG_DEBUG);
+	out = capture(emit_levels);
+	assert_non_null(strstr(out, " debug: d\n"));
+	log_set_level(LOG_INFO);
+}
+
+static void emit_hostile(void)
+{
+	log_info("quote\" backslash\\ newline\n tab\t ctl\x01 end");
+}
+
+static void test_json_escapes_and_one_line(void **state)
+{
+	(void)state;
+	log_set_format(LOG_FORMAT_JSON);
+	char *out = capture(emit_hostile);
+	log_set_format(LOG_FORMAT_TEXT);
+
+	assert_non_null(strstr(out, "\"level\":\"info\""));
+	assert_non_null(strstr(out,
+			       "\"msg\":\"quote\\\" backslash\\\\ newline  tab\\t ctl\\u0001 end\"}"));
+	/* Exactly one line. */
+	assert_non_null(strchr(out, '\n'));
+	assert_int_equal(strchr(out, '\n') - out + 1, (long)strlen(out));
+}
+
+static void emit_long(void)
+{
+	char big[10000];
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	log_info("%s", big);
+}
+
+static void test_long_message_truncated(void **state)
+{
+	(void)state;
+	char *out = capture(emit_long);
+	assert_non_null(strstr(out, "x...\n"));
+	assert_true(strlen(out) < 4200);
+}
+
+static void test_parse(void **state)
+{
+	enum log_level l;
+	enum log_format f;
+
+	(void)state;
+	assert_int_equal(log_level_parse("DEBUG", &l), 0);
+	assert_int_equal(l, LOG_DEBUG);
+	assert_int_equal(log_level_parse("trace", &l), 0);
+	assert_int_equal(l, LOG_TRACE);
+	assert_int_equal(log_level_parse("loud", &l), -EINVAL);
+	assert_int_equal(log_format_parse("json", &f), 0);
+	assert_int_equal(f, LOG_FORMAT_JSON);
+	assert_int_equal(log_format_parse("xml", &f), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_level_filter),
+		cmocka_unit_test(test_json_escapes_and_one_line),
+		cmocka_unit_test(test_long_message_truncated),
+		cmocka_unit_test(test_parse),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/qxh.h"
+
+/* Vectors from PROTOCOL.md §10 (checked there against rclone's test set). */
+static void expect_hash(const void *data, size_t n, size_t chunk, const char *want)
+{
+	struct qxh h;
+	char got[QXH_B64_LEN + 1];
+	const unsigned char *p = data;
+
+	qxh_init(&h);
+	for (size_t off = 0; off < n; off += chunk)
+		qxh_update(&h, p + off, n - off < chunk ? n - off : chunk);
+	qxh_final_b64(&h, got);
+	assert_string_equal(got, want);
+}
+
+static void expect_all_chunkings(const void *data, size_t n, const char *want)
+{
+	static const size_t chunks[] = {1, 3, 7, 159, 160, 161, 1000, 4096};
+
+	expect_hash(data, n, n ? n : 1, want);
+	for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++)
+		expect_hash(data, n, chunks[i], want);
+}
+
+static void test_short_vectors(void **state)
+{
+	const unsigned char b4a[] = {0x4a};
+	const unsigned char bb5b4[] = {0xb5, 0xb4};
+	const char *fox = "The quick brown fox jumps over the lazy dog";
+
+	(void)state;
+	expect_all_chunkings("", 0, "AAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+	expect_all_chunkings(b4a, 1, "SgAAAAAAAAAAAAAAAQAAAAAAAAA=");
+	expect_all_chunkings(bb5b4, 2, "taAFAAAAAAAAAAAAAgAAAAAAAAA=");
+	expect_all_chunkings("a", 1, "YQAAAAAAAAAAAAAAAQAAAAAAAAA=");
+	expect_all_chunkings("abc", 3, "YRDDGAAAAAAAAAAAAwAAAAAAAAA=");
+	expect_all_chunkings("hello world", 11, "aCgDG9jwBhDc4Q1yawMZAAAAAAA=");
+	expect_all_chunkings(fox, strlen(fox), "bMSlbysmxJL6S75XwfMcQZOpcr4=");
+}
+
+static void test_length_fold(void **state)
+{
+	size_t n = 1024 * 1024;
+	unsigned char *zeros = calloc(1, n);
+
+	(void)state;
+	assert_non_null(zeros);
+	expect_hash(zeros, n, n, "AAAAAAAAAAAAAAAAAAAQAAAAAAA=");
+	expect_hash(zeros, n, 65537, "AAAAAAAAAAAAAAAAAAAQAAAAAAA=");
+	free(zeros);
+}
+
+static void test_crosses_period(void **state)
+{
+	unsigned char data[4000];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (unsigned char)(i % 256);
+	expect_all_chunkings(data, sizeof(data), "/+EGLlnQi0dVs5OErXqhEnz5wg4=");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_short_vectors),
+		cmocka_unit_test(test_length_fold),
+		cmocka_unit_test(test_crosses_period),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
