@@ -1,51 +1,63 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * spfs entry point: wiring only. Parses the command line, builds the layers
- * bottom-up, runs, tears down top-down. In this version only --help and
- * --version are implemented; the mount arrives with the auth, browse and read
- * issues, and the help text says so rather than pretending.
+ * spfs entry point: wiring only. Parses the command line, resolves the
+ * credential from the environment, then runs the requested mode. The mount
+ * itself arrives with the browse and read features; until then spfs says so
+ * instead of pretending.
  */
 #include "config.h"
 
 #include <stdio.h>
-#include <string.h>
+#include <stdlib.h>
 
-static void print_usage(FILE *out)
-{
-	fprintf(out,
-		"Usage: spfs [--help] [--version]\n"
-		"\n"
-		"spfs mounts a SharePoint Online document library as a read-only\n"
-		"filesystem, authenticating with Azure Workload Identity (no client\n"
-		"secret), through Microsoft Graph.\n"
-		"\n"
-		"This is an early build: the credential, browsing and read paths are\n"
-		"not implemented yet, so spfs cannot mount anything in this version.\n"
-		"\n"
-		"Options:\n"
-		"  -h, --help      show this help and exit\n"
-		"  -V, --version   show the version and exit\n"
-		"\n"
-		"Report bugs at <%s>.\n",
-		PACKAGE_BUGREPORT);
-}
+#include "auth/auth.h"
+#include "base/buf.h"
+#include "base/log.h"
+#include "check.h"
+#include "options.h"
+
+static const char *real_getenv(const char *name) { return getenv(name); }
 
 int main(int argc, char **argv)
 {
-	if (argc == 2 &&
-	    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		print_usage(stdout);
-		return 0;
+	struct options o;
+	struct buf msg;
+	int status = 2;
+
+	options_init(&o);
+	buf_init(&msg, 4096);
+	if (options_parse(&o, argc, argv, &msg) != 0) {
+		fprintf(stderr, "spfs: %s\n", buf_str(&msg));
+		goto out;
 	}
-	if (argc == 2 &&
-	    (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)) {
+	log_set_level(o.log_level);
+	log_set_format(o.log_format);
+	if (o.help) {
+		options_usage(stdout);
+		status = 0;
+		goto out;
+	}
+	if (o.version) {
 		printf("%s %s\n", PACKAGE_NAME, PACKAGE_VERSION);
-		return 0;
+		status = 0;
+		goto out;
 	}
-	if (argc > 1)
+	if (!o.check) {
 		fprintf(stderr,
-			"spfs: '%s': mounting is not implemented in spfs %s yet\n",
-			argv[1], PACKAGE_VERSION);
-	print_usage(stderr);
-	return 2;
+			"spfs: mounting is not implemented in spfs %s yet; "
+			"`spfs --check` tests the credential (see spfs --help)\n",
+			PACKAGE_VERSION);
+		goto out;
+	}
+	if (auth_config_resolve(&o.auth, real_getenv, &msg) != 0) {
+		fprintf(stderr, "spfs: %s\n", buf_str(&msg));
+		status = 1;
+		goto out;
+	}
+	log_info("credential: %s (%s)", auth_kind_name(o.auth.kind), o.auth.why);
+	status = check_run(&o, stdout);
+out:
+	buf_release(&msg);
+	options_release(&o);
+	return status;
 }

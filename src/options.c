@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Command-line parsing. Options use the mount(8) form so the same words work
+ * on the command line, in `mount -t fuse.spfs` and in fstab.
+ */
+#include "config.h"
+
+#include "options.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void options_init(struct options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->log_level = LOG_INFO;
+	o->log_format = LOG_FORMAT_TEXT;
+	auth_config_init(&o->auth);
+}
+
+void options_release(struct options *o)
+{
+	free(o->source);
+	free(o->mountpoint);
+	free(o->cafile);
+	auth_config_release(&o->auth);
+	options_init(o);
+}
+
+void options_usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: spfs --check [SOURCE] [-o OPTIONS]\n"
+		"       spfs [--help] [--version]\n"
+		"\n"
+		"spfs mounts a SharePoint Online document library as a read-only\n"
+		"filesystem through Microsoft Graph, authenticating with Azure\n"
+		"Workload Identity (no client secret).\n"
+		"\n"
+		"This build authenticates and diagnoses (--check); browsing and\n"
+		"reading the library, and so mounting, are not implemented yet.\n"
+		"\n"
+		"Modes:\n"
+		"  --check            obtain an access token and report the credential,\n"
+		"                     the service-account token's claims and the access\n"
+		"                     token's claims (never the tokens); exit 0 on success\n"
+		"  -h, --help         this help\n"
+		"  -V, --version      the version\n"
+		"\n"
+		"Options (-o key=value[,key=value...]):\n"
+		"  auth=auto|workload|managed|certificate|secret\n"
+		"                     credential to use (default auto: a secret or\n"
+		"                     certificate from the environment, then workload\n"
+		"                     identity, then managed identity)\n"
+		"  client_id=ID       overrides AZURE_CLIENT_ID\n"
+		"  tenant_id=ID       overrides AZURE_TENANT_ID\n"
+		"  graph_url=URL      Graph base (default https://graph.microsoft.com/v1.0;\n"
+		"                     the token scope follows from it: sovereign clouds)\n"
+		"  cafile=PATH        PEM trust store for TLS (default: the system's)\n"
+		"  imds_url=URL       instance metadata endpoint (default http://169.254.169.254)\n"
+		"  imds_client_id=ID  user-assigned managed identity to ask IMDS for\n"
+		"  cert=PATH          client certificate (PEM with the key, or see cert_key)\n"
+		"  cert_key=PATH      private key of cert, when in a separate file\n"
+		"  secret_file=PATH   file holding a client secret (developers only)\n"
+		"  log_level=error|warn|info|debug|trace   (default info)\n"
+		"  log_format=text|json                    (default text, to stderr)\n"
+		"  allow_http         accept http:// endpoints: for local tests only\n"
+		"\n"
+		"Environment (injected by the AKS workload identity webhook):\n"
+		"  AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_AUTHORITY_HOST,\n"
+		"  AZURE_FEDERATED_TOKEN_FILE\n"
+		"Developer credentials: AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH.\n"
+		"A client secret is never accepted on the command line.\n"
+		"\n"
+		"Report bugs at <%s>.\n",
+		PACKAGE_BUGREPORT);
+}
+
+static int set_str(char **field, const char *value)
+{
+	free(*field);
+	*field = strdup(value);
+	return *field ? 0 : -ENOMEM;
+}
+
+/* Applies one key[=value] option. */
+static int apply_option(struct options *o, const char *key, const char *value,
+			struct buf *msg)
+{
+	static const struct {
+		const char *name;
+		size_t offset;
+	} strings[] = {
+		{"client_id", offsetof(struct options, auth.client_id)},
+		{"tenant_id", offsetof(struct options, auth.tenant_id)},
+		{"graph_url", offsetof(struct options, auth.graph_url)},
+		{"imds_url", offsetof(struct options, auth.imds_url)},
+		{"imds_client_id", offsetof(struct options, auth.imds_client_id)},
+		{"cert", offsetof(struct options, auth.cert_path)},
+		{"cert_key", offsetof(struct options, auth.cert_key_path)},
+		{"secret_file", offsetof(struct options, auth.secret_file)},
+		{"cafile", offsetof(struct options, cafile)},
+	};
+
+	if (strcmp(key, "client_secret") == 0 || strcmp(key, "secret") == 0) {
+		buf_appendf(msg,
+			    "-o %s: a client secret is never accepted on the command line, where "
+			    "other users can read it (ps, /proc) and shells record it; use "
+			    "AZURE_CLIENT_SECRET or -o secret_file=PATH, or better, workload identity",
+			    key);
+		return -EINVAL;
+	}
+	if (strcmp(key, "allow_http") == 0 && !value) {
+		o->auth.allow_http = true;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
+		if (strcmp(key, strings[i].name) != 0)
+			continue;
+		if (!value || !*value) {
+			buf_appendf(msg, "-o %s needs a value (-o %s=...)", key,
+				    key);
+			return -EINVAL;
+		}
+		return set_str((char **)((char *)o + strings[i].offset), value);
+	}
+	if (strcmp(key, "auth") == 0) {
+		if (value && auth_kind_parse(value, &o->auth.kind) == 0)
+			return 0;
+		buf_appendf(msg,
+			    "-o auth=%s: expected auto, workload, managed, certificate or secret",
+			    value ? value : "");
+		return -EINVAL;
+	}
+	if (strcmp(key, "log_level") == 0) {
+		if (value && log_level_parse(value, &o->log_level) == 0)
+			return 0;
+		buf_appendf(msg,
+			    "-o log_level=%s: expected error, warn, info, debug or trace",
+			    value ? value : "");
+		return -EINVAL;
+	}
+	if (strcmp(key, "log_format") == 0) {
+		if (value && log_format_parse(value, &o->log_format) == 0)
+			return 0;
+		buf_appendf(msg, "-o log_format=%s: expected text or json",
+			    value ? value : "");
+		return -EINVAL;
+	}
+	buf_appendf(msg, "unknown option -o %s (see spfs --help)", key);
+	return -EINVAL;
+}
+
+/* Splits "a=1,b,c=x" and applies each. */
+static int apply_option_list(struct options *o, const char *list,
+			     struct buf *msg)
+{
+	char *copy = strdup(list);
+	char *save = NULL;
+	int err = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	for (char *item = strtok_r(copy, ",", &save); item && !err;
+	     item = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(item, '=');
+		if (eq)
+			*eq = '\0';
+		err = apply_option(o, item, eq ? eq + 1 : NULL, msg);
+	}
+	/* The list may have carried a secret the user should not have put
+	 * there; do not leave it in freed memory. */
+	explicit_bzero(copy, strlen(list));
+	free(copy);
+	return err;
+}
+
+int options_parse(struct options *o, int argc, char **argv, struct buf *msg)
+{
+	int err = 0;
+
+	for (int i = 1; i < argc && !err; i++) {
+		const char *a = argv[i];
+
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			o->help = true;
+		} else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+			o->version = true;
+		} else if (strcmp(a, "--check") == 0) {
+			o->check = true;
+		} else if (strcmp(a, "-f") == 0) {
+			o->foreground = true;
+		} else if (strcmp(a, "-d") == 0) {
+			o->debug = true;
+			o->foreground = true;
+			o->log_level = LOG_DEBUG;
+		} else if (strcmp(a, "-o") == 0) {
+			if (i + 1 >= argc) {
+				buf_appendf(msg, "-o needs an option list");
+				return -EINVAL;
+			}
+			err = apply_option_list(o, argv[++i], msg);
+		} else if (strncmp(a, "-o", 2) == 0) {
+			err = apply_option_list(o, a + 2, msg);
+		} else if (a[0] == '-' && a[1] != '\0') {
+			buf_appendf(msg, "unknown argument '%s' (see spfs --help)", a);
+			return -EINVAL;
+		} else if (!o->source) {
+			err = set_str(&o->source, a);
+		} else if (!o->mountpoint) {
+			err = set_str(&o->mountpoint, a);
+		} else {
+			buf_appendf(msg, "unexpected argument '%s' (see spfs --help)", a);
+			return -EINVAL;
+		}
+	}
+	return err;
+}

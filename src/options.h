@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SPFS_OPTIONS_H
+#define SPFS_OPTIONS_H
+
+/*
+ * The command line: `spfs [options] SOURCE MOUNTPOINT`, `spfs --check
+ * [SOURCE]`, with mount-style `-o key=value,...` options. Parsing never
+ * touches the network or the environment; auth_config_resolve() does the
+ * environment afterwards.
+ */
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "auth/auth.h"
+#include "base/buf.h"
+#include "base/log.h"
+
+struct options {
+	bool help;
+	bool version;
+	bool check;
+	bool foreground;
+	bool debug;
+	char *source;     /* owned */
+	char *mountpoint; /* owned */
+	char *cafile;     /* owned; -o cafile= */
+	enum log_level log_level;
+	enum log_format log_format;
+	struct auth_config auth; /* auth.* strings owned */
+};
+
+void options_init(struct options *o);
+void options_release(struct options *o);
+
+/*
+ * Parses argv. Returns 0, or -EINVAL with one line in *msg saying what is
+ * wrong and how to fix it (unknown option, missing value, a secret on the
+ * command line), or -ENOMEM.
+ */
+int options_parse(struct options *o, int argc, char **argv, struct buf *msg);
+
+/* Prints the usage text (the truth about what this build does). */
+void options_usage(FILE *out);
+
+#endif
