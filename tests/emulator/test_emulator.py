@@ -1,0 +1,500 @@
+#!/usr/bin/env python3
+"""The emulator's own tests: it must be faithful to PROTOCOL.md, because
+spfs is proven against it. Each class runs one real emulator."""
+
+import base64
+import json
+import os
+import sys
+import time
+import unittest
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import emu_crypto  # noqa: E402
+from emutest import EmulatorCase, request  # noqa: E402
+from kubelet import mint_sa_token  # noqa: E402
+from qxh import file_quickxorhash  # noqa: E402
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+class TokenEndpoint(EmulatorCase):
+    def assert_aadsts(self, r, code, status=None, error=None):
+        body = r.json()
+        self.assertEqual(body["error_codes"], [code], body)
+        self.assertTrue(body["error_description"].startswith(f"AADSTS{code}: "), body)
+        for k in ("error", "trace_id", "correlation_id", "timestamp", "error_uri"):
+            self.assertIn(k, body)
+        if status:
+            self.assertEqual(r.status, status)
+        if error:
+            self.assertEqual(body["error"], error)
+
+    def issuer_key(self):
+        return emu_crypto.RsaKey.load_pem(self.emu["issuer_key"])
+
+    def sa_token(self, **kw):
+        return mint_sa_token(kw.pop("key", self.issuer_key()), kw.pop("issuer", self.emu["oidc_issuer"]),
+                             kw.pop("namespace", self.emu["sa_namespace"]),
+                             kw.pop("sa", self.emu["sa_name"]), **kw)
+
+    def test_workload_identity_success_shape(self):
+        r = self.post(self.token_url(), self.workload_form())
+        self.assertEqual(r.status, 200, r.body)
+        body = r.json()
+        self.assertEqual(body["token_type"], "Bearer")
+        self.assertIsInstance(body["expires_in"], int)
+        self.assertIn("ext_expires_in", body)
+        self.assertIn("no-store", r.header("cache-control"))
+        # The access token is a JWT signed by Entra's published key.
+        keys = self.get(f"{self.emu['authority_host']}{self.emu['tenant_id']}/discovery/v2.0/keys").json()
+        _, claims = emu_crypto.jwt_verify(body["access_token"],
+                                          {k["kid"]: emu_crypto.RsaKey.from_jwk(k) for k in keys["keys"]})
+        self.assertEqual(claims["appid"], self.emu["client_id"])
+        self.assertEqual(claims["tid"], self.emu["tenant_id"])
+        self.assertEqual(claims["roles"], ["Sites.Selected"])
+        log = self.emu.token_requests()[-1]
+        self.assertEqual(log["method"], "federated")
+        self.assertEqual(log["assertion_sub"], f"system:serviceaccount:{self.emu['sa_namespace']}:{self.emu['sa_name']}")
+
+    def test_extra_fields_and_double_slashes_tolerated(self):
+        form = self.workload_form(client_info="1",
+                                  claims='{"access_token":{"xms_cc":{"values":["CP1"]}}}')
+        form["scope"] += " openid offline_access profile"
+        url = self.emu["authority_host"] + "/" + self.emu["tenant_id"] + "//oauth2/v2.0/token"
+        r = self.post(url, form)
+        self.assertEqual(r.status, 200, r.body)
+        # The public Graph resource is accepted too.
+        r = self.post(self.token_url(), self.workload_form(scope="https://graph.microsoft.com/.default"))
+        self.assertEqual(r.status, 200, r.body)
+
+    def test_expired_assertion_700024(self):
+        r = self.post(self.token_url(), self.workload_form(self.sa_token(now=time.time() - 7200)))
+        self.assert_aadsts(r, 700024, 401, "invalid_client")
+        r = self.post(self.token_url(), self.workload_form(self.sa_token(now=time.time() + 3600)))
+        self.assert_aadsts(r, 700024)
+
+    def test_no_matching_federated_credential_70021(self):
+        r = self.post(self.token_url(), self.workload_form(self.sa_token(sa="someone-else")))
+        self.assert_aadsts(r, 70021)
+        self.assertIn("someone-else", r.json()["error_description"])
+        # Issuer compared byte for byte: a missing trailing slash does not match.
+        r = self.post(self.token_url(), self.workload_form(
+            self.sa_token(issuer=self.emu["oidc_issuer"].rstrip("/"))))
+        self.assert_aadsts(r, 70021)
+        # Audience must contain api://AzureADTokenExchange.
+        r = self.post(self.token_url(), self.workload_form(self.sa_token(audience="api://other")))
+        self.assert_aadsts(r, 70021)
+
+    def test_unknown_client_700016(self):
+        r = self.post(self.token_url(), self.workload_form(client_id="00000000-0000-0000-0000-000000000000"))
+        self.assert_aadsts(r, 700016, 400, "unauthorized_client")
+
+    def test_bad_scope_70011_and_unknown_tenant_90002(self):
+        r = self.post(self.token_url(), self.workload_form(scope="https://graph.microsoft.com/User.Read"))
+        self.assert_aadsts(r, 70011, 400, "invalid_scope")
+        r = self.post(self.token_url(tenant="11111111-1111-1111-1111-111111111111"), self.workload_form())
+        self.assert_aadsts(r, 90002, 400)
+
+    def test_key_not_in_jwks_700027(self):
+        other = emu_crypto.RsaKey.generate(os.path.join(self.tmp, "rogue.key"))
+        r = self.post(self.token_url(), self.workload_form(self.sa_token(key=other)))
+        self.assert_aadsts(r, 700027, 401, "invalid_client")
+        # Tampered payload with the right kid: signature check fails too.
+        good = self.sa_token()
+        h, p, s = good.split(".")
+        claims = json.loads(emu_crypto.b64url_decode(p))
+        claims["exp"] += 10
+        forged = ".".join([h, emu_crypto.b64url_encode(json.dumps(claims).encode()), s])
+        self.assert_aadsts(self.post(self.token_url(), self.workload_form(forged)), 700027)
+
+    def test_issuer_unreachable_90061(self):
+        issuer = "https://127.0.0.1:9/unreachable/"
+        sub = "system:serviceaccount:x:y"
+        self.emu.call("POST", "federated-credentials", {"op": "add", "issuer": issuer, "subject": sub})
+        token = mint_sa_token(self.issuer_key(), issuer, "x", "y")
+        self.assert_aadsts(self.post(self.token_url(), self.workload_form(token)), 90061, 400)
+
+    def test_client_secret_form_and_basic(self):
+        with open(self.emu["client_secret_file"], encoding="ascii") as f:
+            secret = f.read()
+        form = {"grant_type": "client_credentials", "client_id": self.emu["client_id"],
+                "client_secret": secret, "scope": self.scope()}
+        self.assertEqual(self.post(self.token_url(), form).status, 200)
+        form["client_secret"] = "wrong"
+        self.assert_aadsts(self.post(self.token_url(), form), 7000215, 401)
+        basic = base64.b64encode(f"{self.emu['client_id']}:{secret}".encode()).decode()
+        r = self.post(self.token_url(), {"grant_type": "client_credentials", "scope": self.scope()},
+                      headers={"Authorization": f"Basic {basic}"})
+        self.assertEqual(r.status, 200, r.body)
+
+    def cert_assertion(self, alg, thumb_alg, encode, key_path=None, aud=None):
+        key = emu_crypto.RsaKey.load_pem(key_path or self.emu["client_key"])
+        thumb = emu_crypto.cert_thumbprint(self.emu["client_cert"], thumb_alg)
+        header = {"alg": alg, "typ": "JWT",
+                  ("x5t#S256" if thumb_alg == "sha256" else "x5t"): encode(thumb)}
+        now = int(time.time())
+        payload = {"aud": aud or self.token_url(), "iss": self.emu["client_id"],
+                   "sub": self.emu["client_id"], "jti": "j", "nbf": now, "exp": now + 600}
+        return emu_crypto.jwt_encode(header, payload, key)
+
+    def test_certificate_assertions(self):
+        std = lambda b: base64.b64encode(b).decode()  # noqa: E731 (MSAL Go's encoding)
+        for alg, thumb_alg, enc in (("PS256", "sha256", emu_crypto.b64url_encode),
+                                    ("PS256", "sha256", std),
+                                    ("RS256", "sha1", emu_crypto.b64url_encode)):
+            r = self.post(self.token_url(), self.workload_form(self.cert_assertion(alg, thumb_alg, enc)))
+            self.assertEqual(r.status, 200, (alg, r.body))
+        rogue = os.path.join(self.tmp, "rogue-cert.key")
+        emu_crypto.RsaKey.generate(rogue)
+        r = self.post(self.token_url(), self.workload_form(
+            self.cert_assertion("PS256", "sha256", emu_crypto.b64url_encode, key_path=rogue)))
+        self.assert_aadsts(r, 700027)
+        r = self.post(self.token_url(), self.workload_form(
+            self.cert_assertion("PS256", "sha256", emu_crypto.b64url_encode, aud="https://elsewhere/")))
+        self.assert_aadsts(r, 700027)
+
+    def test_imds(self):
+        url = f"{self.emu['imds_url']}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://graph.microsoft.com"
+        r = request(url)
+        self.assertEqual(r.status, 400)
+        self.assertEqual(r.json()["error"], "bad_request_102")
+        r = request(url, headers={"Metadata": "true"})
+        self.assertEqual(r.status, 200, r.body)
+        body = r.json()
+        for k in ("expires_in", "expires_on", "not_before"):
+            self.assertIsInstance(body[k], str)
+        self.assertEqual(body["client_id"], self.emu["imds_system_client_id"])
+        r = request(url + f"&client_id={self.emu['imds_client_id']}", headers={"Metadata": "true"})
+        self.assertEqual(r.json()["client_id"], self.emu["imds_client_id"])
+        r = request(url + "&client_id=nobody", headers={"Metadata": "true"})
+        self.assertEqual(r.status, 400)
+        r = request(url.upper().replace("HTTP://", "http://").split("?")[0].replace(
+            "/METADATA/", "/Metadata/") + "?api-version=2018-02-01&resource=https://graph.microsoft.com",
+            headers={"Metadata": "true"})
+        self.assertEqual(r.status, 200)
+
+
+class GraphDrive(EmulatorCase):
+    start_args = ["--profile", "test", "--many", "5000", "--large-size", str(3 << 20)]
+
+    token = None
+
+    def g(self, path, **kw):
+        if GraphDrive.token is None:
+            GraphDrive.token = self.access_token()
+        return self.graph(path, token=GraphDrive.token, **kw)
+
+    def drive(self, rest=""):
+        return f"/drives/{self.emu['drive_id']}{rest}"
+
+    def path_url(self, rel, tail=""):
+        enc = "/".join(urllib.parse.quote(p, safe="") for p in rel.split("/"))
+        return self.drive(f"/root:/{enc}:{tail}")
+
+    def test_auth_required(self):
+        r = self.get(self.emu["graph_url"] + self.drive("/root"))
+        self.assertEqual(r.status, 401)
+        self.assertEqual(r.json()["error"]["code"], "InvalidAuthenticationToken")
+        self.assertIn("Bearer", r.header("www-authenticate"))
+        r = self.graph(self.drive("/root"), token="eyJhbGciOiJSUzI1NiJ9.e30.c2ln")
+        self.assertEqual(r.status, 401)
+        self.emu.call("POST", "token-lifetime", {"seconds": 1})
+        short = self.access_token()
+        self.emu.call("POST", "token-lifetime", {"seconds": 3599})
+        time.sleep(1.5)
+        self.assertEqual(self.graph(self.drive("/root"), token=short).status, 401)
+
+    def test_sites_and_drives(self):
+        site = self.g("/sites/contoso.sharepoint.com:/sites/Finance").json()
+        self.assertEqual(site["id"], self.emu["site_id"])
+        self.assertEqual(site["webUrl"], "https://contoso.sharepoint.com/sites/Finance")
+        self.assertEqual(self.g("/sites/contoso.sharepoint.com:/sites/finance:").status, 200)
+        self.assertEqual(self.g("/sites/contoso.sharepoint.com:/teams/Ops").json()["name"], "Ops")
+        self.assertEqual(self.g("/sites/root").json()["webUrl"], "https://contoso.sharepoint.com")
+        self.assertEqual(self.g("/sites/contoso.sharepoint.com:/sites/Nope").status, 404)
+        drives = self.g(f"/sites/{site['id']}/drives").json()["value"]
+        self.assertEqual([d["name"] for d in drives], ["Documents", "Reports Archive"])
+        self.assertTrue(drives[0]["webUrl"].endswith("/Shared%20Documents"))
+        with_system = self.g(f"/sites/{site['id']}/drives?$select=id,name,webUrl,system").json()["value"]
+        self.assertEqual(len(with_system), 3)
+        self.assertEqual(self.g(f"/sites/{site['id']}/drive").json()["id"], self.emu["drive_id"])
+        d = self.g(self.drive()).json()
+        self.assertEqual(d["driveType"], "documentLibrary")
+        self.assertIn("quota", d)
+        self.assertEqual(self.g("/drives/b!nope").status, 404)
+
+    def test_children_paging_5000(self):
+        folder = self.g(self.path_url("many")).json()
+        self.assertEqual(folder["folder"]["childCount"], 5000)
+        self.emu.reset()
+        url, names, pages = self.drive(f"/items/{folder['id']}/children?$top=1000"), [], 0
+        while url:
+            body = self.g(url).json()
+            pages += 1
+            names += [i["name"] for i in body["value"]]
+            self.assertLessEqual(len(body["value"]), 1000)
+            url = body.get("@odata.nextLink")
+        self.assertEqual(pages, 5)
+        self.assertEqual(self.emu.counters().get("children"), 5)
+        self.assertEqual(len(names), 5000)
+        self.assertEqual(set(names), {f"file-{i:05d}.csv" for i in range(1, 5001)})
+        # Default page size 200; $select drops downloadUrl unless named.
+        body = self.g(self.drive(f"/items/{folder['id']}/children?$select=id,name,size")).json()
+        self.assertEqual(len(body["value"]), 200)
+        self.assertNotIn("@microsoft.graph.downloadUrl", body["value"][0])
+        self.assertEqual(set(body["value"][0]), {"id", "name", "size"})
+        body = self.g(self.drive(f"/items/{folder['id']}/children?top=3&select=id,@microsoft.graph.downloadUrl")).json()
+        self.assertIn("@microsoft.graph.downloadUrl", body["value"][0])
+        self.assertEqual(self.g(self.drive(f"/items/{folder['id']}/children?$top=1001")).status, 400)
+
+    def test_nextlink_expires(self):
+        folder = self.g(self.path_url("many")).json()
+        first = self.g(self.drive(f"/items/{folder['id']}/children?$top=10")).json()
+        self.emu.call("POST", "nextlink-lifetime", {"seconds": 0.5})
+        try:
+            expiring = self.g(self.drive(f"/items/{folder['id']}/children?$top=10")).json()["@odata.nextLink"]
+            time.sleep(1)
+            self.assertEqual(self.g(expiring).status, 400)
+            self.assertEqual(self.g(first["@odata.nextLink"]).status, 200)
+        finally:
+            self.emu.call("POST", "nextlink-lifetime", {"seconds": 3600})
+
+    def test_item_shape_and_hash(self):
+        ds = self.emu["dataset_dir"]
+        item = self.g(self.path_url("reports/2026/q1.csv")).json()
+        self.assertRegex(item["id"], r"^01[A-Z2-7]{32}$")
+        self.assertRegex(item["eTag"], r'^"\{[0-9A-F-]{36}\},\d+"$')
+        self.assertRegex(item["cTag"], r'^"c:\{[0-9A-F-]{36}\},\d+"$')
+        self.assertEqual(item["size"], os.path.getsize(f"{ds}/reports/2026/q1.csv"))
+        self.assertEqual(item["file"]["hashes"]["quickXorHash"], file_quickxorhash(f"{ds}/reports/2026/q1.csv"))
+        self.assertEqual(item["fileSystemInfo"]["lastModifiedDateTime"],
+                         time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(os.path.getmtime(f"{ds}/reports/2026/q1.csv"))))
+        self.assertEqual(item["parentReference"]["path"], f"/drives/{self.emu['drive_id']}/root:/reports/2026")
+        folder = self.g(self.path_url("reports")).json()
+        self.assertNotIn("cTag", folder)
+        self.assertIn("folder", folder)
+        root = self.g(self.drive("/root")).json()
+        self.assertEqual(root["name"], "root")
+        self.assertEqual(root["root"], {})
+        self.assertNotIn("id", root["parentReference"])
+
+    def test_path_addressing(self):
+        listing = self.g(self.path_url("names", "/children")).json()["value"]
+        by_name = {i["name"]: i["id"] for i in listing}
+        self.assertIn("Q3 #1.csv", by_name)
+        for name, item_id in by_name.items():
+            r = self.g(self.path_url(f"names/{name}"))
+            self.assertEqual(r.status, 200, name)
+            self.assertEqual(r.json()["id"], item_id, name)
+        # Case-insensitive, closing colon optional, relative to an item id.
+        self.assertEqual(self.g(self.path_url("NAMES/q3 #1.CSV")).json()["id"], by_name["Q3 #1.csv"])
+        self.assertEqual(self.g(self.drive("/root:/names/R%26D%20%2B%20ops.csv")).json()["id"],
+                         by_name["R&D + ops.csv"])
+        names_id = self.g(self.path_url("names")).json()["id"]
+        r = self.g(self.drive(f"/items/{names_id}:/{urllib.parse.quote('日本語')}/{urllib.parse.quote('中身.csv')}:"))
+        self.assertEqual(r.json()["name"], "中身.csv")
+        self.assertEqual(self.g(self.path_url("names/nope.csv")).status, 404)
+        deep = "deep/" + "/".join(f"d{i}" for i in range(1, 11)) + "/leaf.csv"
+        self.assertEqual(self.g(self.path_url(deep)).json()["name"], "leaf.csv")
+
+    def test_content_redirect_and_ranges(self):
+        ds = self.emu["dataset_dir"]
+        with open(f"{ds}/large/big.bin", "rb") as f:
+            data = f.read()
+        item = self.g(self.path_url("large/big.bin")).json()
+        r = self.g(self.drive(f"/items/{item['id']}/content"))
+        self.assertEqual(r.status, 302)
+        url = r.header("location")
+        self.assertTrue(url.startswith(self.emu["content_url"] + "/download/"))
+        self.assertEqual(self.get(url).body, data)  # no Authorization needed
+        r = self.get(url, headers={"Range": "bytes=1000-4999"})
+        self.assertEqual(r.status, 206)
+        self.assertEqual(r.header("content-range"), f"bytes 1000-4999/{len(data)}")
+        self.assertEqual(r.body, data[1000:5000])
+        r = self.get(url, headers={"Range": "bytes=-10"})
+        self.assertEqual(r.body, data[-10:])
+        r = self.get(url, headers={"Range": f"bytes={len(data) - 5}-"})
+        self.assertEqual(r.body, data[-5:])
+        r = self.get(url, headers={"Range": f"bytes={len(data)}-"})
+        self.assertEqual(r.status, 416)
+        self.assertEqual(r.header("content-range"), f"bytes */{len(data)}")
+        r = self.get(url, method="HEAD")
+        self.assertEqual(int(r.header("content-length")), len(data))
+        self.assertEqual(r.header("accept-ranges"), "bytes")
+        # The listing's downloadUrl works the same way.
+        self.assertEqual(self.get(item["@microsoft.graph.downloadUrl"],
+                                  headers={"Range": "bytes=0-0"}).body, data[:1])
+
+    def test_download_url_expiry(self):
+        item = self.g(self.path_url("tiny.csv")).json()
+        url = item["@microsoft.graph.downloadUrl"]
+        self.assertEqual(self.get(url).status, 200)
+        self.emu.call("POST", "download-urls", {"expire_now": True})
+        self.assertEqual(self.get(url).status, 401)
+        self.emu.call("POST", "download-urls", {"lifetime": 1})
+        try:
+            url = self.g(self.path_url("tiny.csv")).json()["@microsoft.graph.downloadUrl"]
+            self.assertEqual(self.get(url).status, 200)
+            time.sleep(2.1)
+            self.assertEqual(self.get(url).status, 401)
+        finally:
+            self.emu.call("POST", "download-urls", {"lifetime": 3600})
+        tampered = url.replace("tempauth=v1.", "tempauth=v1.9")
+        self.assertEqual(self.get(tampered).status, 401)
+
+    def test_served_bytes_differ_from_listing(self):
+        before = self.g(self.path_url("reports/rewritten.xlsx")).json()
+        r = self.emu.call("POST", "served-bytes", {"path": "reports/rewritten.xlsx", "append": 777})
+        self.assertEqual(r["served_size"], before["size"] + 777)
+        after = self.g(self.path_url("reports/rewritten.xlsx")).json()
+        self.assertEqual(after["size"], before["size"])
+        self.assertEqual(after["file"]["hashes"], before["file"]["hashes"])
+        body = self.get(after["@microsoft.graph.downloadUrl"]).body
+        self.assertEqual(len(body), before["size"] + 777)
+
+
+class Delta(EmulatorCase):
+    def g(self, path):
+        return self.graph(path)
+
+    def latest(self):
+        body = self.g(f"/drives/{self.emu['drive_id']}/root/delta?token=latest").json()
+        self.assertEqual(body["value"], [])
+        return body["@odata.deltaLink"]
+
+    def changes(self, link):
+        items, url = [], link
+        while True:
+            body = self.g(url).json()
+            items += body["value"]
+            if "@odata.deltaLink" in body:
+                return items, body["@odata.deltaLink"]
+            url = body["@odata.nextLink"]
+
+    def test_full_enumeration(self):
+        items, link = self.changes(f"/drives/{self.emu['drive_id']}/root/delta")
+        ids = [i["id"] for i in items]
+        self.assertEqual(len(ids), len(set(ids)))
+        files = sum(len(f) for _, _, f in os.walk(self.emu["dataset_dir"]))
+        dirs = sum(len(d) for _, d, _ in os.walk(self.emu["dataset_dir"]))
+        self.assertEqual(len(items), files + dirs + 1)  # + root
+        self.assertIn("root", items[0])
+        for i in items:
+            self.assertNotIn("path", i.get("parentReference", {}))
+
+    def test_each_mutation_reported_exactly(self):
+        link = self.latest()
+        created = self.emu.mutate("create", "reports/new.csv", text="a,b\n1,2\n")
+        items, link = self.changes(link)
+        changed = [i for i in items if "folder" not in i and "root" not in i]
+        self.assertEqual([i["id"] for i in changed], [created["id"]])
+        self.assertIn("reports", [i["name"] for i in items if "folder" in i])
+
+        before = self.graph(f"/drives/{self.emu['drive_id']}/items/{created['id']}").json()
+        self.emu.mutate("modify", "reports/new.csv", text="a,b\n3,4\n5,6\n")
+        items, link = self.changes(link)
+        mod = [i for i in items if i["id"] == created["id"]][0]
+        self.assertEqual(mod["size"], 12)
+        self.assertNotEqual(mod["eTag"], before["eTag"])
+        self.assertNotIn("cTag", mod)
+        after = self.graph(f"/drives/{self.emu['drive_id']}/items/{created['id']}").json()
+        self.assertNotEqual(after["cTag"], before["cTag"])
+
+        self.emu.mutate("rename", "reports/new.csv", new_name="renamed.csv")
+        items, link = self.changes(link)
+        self.assertEqual([i["name"] for i in items if i["id"] == created["id"]], ["renamed.csv"])
+
+        finance = self.graph(f"/drives/{self.emu['drive_id']}/root:/finance").json()
+        self.emu.mutate("move", "reports/renamed.csv", new_parent="finance")
+        items, link = self.changes(link)
+        moved = [i for i in items if i["id"] == created["id"]][0]
+        self.assertEqual(moved["parentReference"]["id"], finance["id"])
+
+        self.emu.mutate("delete", "finance/renamed.csv")
+        items, link = self.changes(link)
+        gone = [i for i in items if i["id"] == created["id"]]
+        self.assertEqual(len(gone), 1)
+        self.assertIn("deleted", gone[0])
+        self.assertNotIn("name", gone[0])
+        items, link = self.changes(link)
+        self.assertEqual(items, [])
+
+    def test_resync_410(self):
+        link = self.latest()
+        self.emu.call("POST", "invalidate-delta", {})
+        r = self.g(link)
+        self.assertEqual(r.status, 410)
+        self.assertEqual(r.json()["error"]["code"], "resyncRequired")
+        self.assertTrue(r.header("location").startswith(self.emu["graph_url"]))
+        fresh = self.g(r.header("location"))
+        self.assertEqual(fresh.status, 200)
+
+
+class Faults(EmulatorCase):
+    def setUp(self):
+        self.emu.clear_faults()
+        self.token = self.access_token()
+
+    def tearDown(self):
+        self.emu.clear_faults()
+
+    def test_throttle_then_recover(self):
+        self.emu.fault(route="root", kind="throttle", count=2, retry_after=3)
+        url = f"/drives/{self.emu['drive_id']}/root"
+        for _ in range(2):
+            r = self.graph(url, token=self.token)
+            self.assertEqual(r.status, 429)
+            self.assertEqual(r.header("retry-after"), "3")
+            self.assertEqual(r.json()["error"]["code"], "activityLimitReached")
+        self.assertEqual(self.graph(url, token=self.token).status, 200)
+        self.emu.fault(route="root", kind="throttle", status=503, count=1, retry_after=5,
+                       retry_after_format="date", ratelimit=True)
+        r = self.graph(url, token=self.token)
+        self.assertEqual(r.status, 503)
+        self.assertIn("GMT", r.header("retry-after"))
+        self.assertEqual(r.header("ratelimit-remaining"), "0")
+        log = [e for e in self.emu.requests("root") if e["status"] in (429, 503)]
+        self.assertEqual([e["retry_after"] for e in log[-3:]], [3, 3, 5])
+
+    def test_reset_truncate_malformed(self):
+        item = self.graph(f"/drives/{self.emu['drive_id']}/root:/large/big.bin", token=self.token).json()
+        url = item["@microsoft.graph.downloadUrl"]
+        import http.client
+        self.emu.fault(route="download", kind="reset", count=1, after_bytes=4096)
+        with self.assertRaises((ConnectionError, http.client.IncompleteRead, OSError)):
+            self.get(url)
+        self.emu.fault(route="download", kind="truncate", count=1, after_bytes=1000)
+        with self.assertRaises(http.client.IncompleteRead):
+            self.get(url)
+        self.assertEqual(len(self.get(url).body), item["size"])
+        self.emu.fault(route="root", kind="malformed", count=1)
+        with self.assertRaises(json.JSONDecodeError):
+            self.graph(f"/drives/{self.emu['drive_id']}/root", token=self.token).json()
+        self.emu.fault(route="root", kind="status", status=503, count=1)
+        self.assertEqual(self.graph(f"/drives/{self.emu['drive_id']}/root", token=self.token).status, 503)
+        self.emu.fault(route="root", kind="expired_token", count=1)
+        self.assertEqual(self.graph(f"/drives/{self.emu['drive_id']}/root", token=self.token).status, 401)
+
+    def test_latency_and_counters(self):
+        self.emu.reset()
+        self.emu.fault(route="root", kind="latency", ms=300, count=1)
+        t = time.time()
+        self.graph(f"/drives/{self.emu['drive_id']}/root", token=self.token)
+        self.assertGreaterEqual(time.time() - t, 0.3)
+        self.graph(f"/drives/{self.emu['drive_id']}/root", token=self.token)
+        c = self.emu.counters()
+        self.assertEqual(c.get("root"), 2)
+        self.assertNotIn("children", c)
+
+    def test_rate_faults(self):
+        self.emu.fault(route="root", kind="throttle", rate=0.5, retry_after=1)
+        statuses = [self.graph(f"/drives/{self.emu['drive_id']}/root", token=self.token).status
+                    for _ in range(40)]
+        self.assertTrue(0 < statuses.count(429) < 40, statuses)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
