@@ -122,8 +122,9 @@ int check_run(struct options *o, FILE *out)
 
 	buf_init_secret(&token, 64 * 1024);
 	fprintf(out, "spfs %s --check\n", PACKAGE_VERSION);
-	fprintf(out, "credential: %s (%s)\n",
-		auth_kind_name(o->auth.kind), o->auth.why ? o->auth.why : "");
+	fprintf(out, "credential: %s\n  %-9s %s\n",
+		auth_kind_description(o->auth.kind), "why",
+		o->auth.why ? o->auth.why : "");
 	if (o->auth.client_id)
 		fprintf(out, "  %-9s %s\n", "client", o->auth.client_id);
 	if (o->auth.kind != AUTH_MANAGED) {
@@ -145,7 +146,7 @@ int check_run(struct options *o, FILE *out)
 	auth = auth_new(&o->auth, http, &err);
 	if (!auth) {
 		fprintf(out, "result: FAILED: the %s credential cannot be used (see the log above)\n",
-			auth_kind_name(o->auth.kind));
+			auth_kind_description(o->auth.kind));
 		goto out;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);

@@ -54,7 +54,8 @@ int main(int argc, char **argv)
 		status = 1;
 		goto out;
 	}
-	log_info("credential: %s (%s)", auth_kind_name(o.auth.kind), o.auth.why);
+	log_info("credential: %s (%s)", auth_kind_description(o.auth.kind),
+		 o.auth.why);
 	status = check_run(&o, stdout);
 out:
 	buf_release(&msg);

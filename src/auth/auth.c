@@ -41,6 +41,15 @@ const char *auth_kind_name(enum auth_kind kind)
 	return (unsigned)kind < 5 ? kind_names[kind] : "?";
 }
 
+const char *auth_kind_description(enum auth_kind kind)
+{
+	static const char *const desc[] = {"automatic", "workload identity",
+					   "managed identity",
+					   "client certificate", "client secret"};
+
+	return (unsigned)kind < 5 ? desc[kind] : "?";
+}
+
 int auth_kind_parse(const char *name, enum auth_kind *out)
 {
 	for (unsigned i = 0; i < 5; i++) {

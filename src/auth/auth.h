@@ -65,6 +65,8 @@ int auth_config_resolve(struct auth_config *cfg, auth_getenv_fn getenv_fn,
 			struct buf *msg);
 
 const char *auth_kind_name(enum auth_kind kind);
+/* "workload identity", "managed identity", "client certificate", ... */
+const char *auth_kind_description(enum auth_kind kind);
 /* "auto|workload|managed|certificate|secret" -> kind; -EINVAL otherwise. */
 int auth_kind_parse(const char *name, enum auth_kind *out);
 

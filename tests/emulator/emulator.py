@@ -14,6 +14,7 @@ import argparse
 import hashlib
 import hmac
 import json
+import math
 import os
 import random
 import signal
@@ -208,7 +209,7 @@ class Emulator:
         return emu_crypto.b64url_encode(hmac.new(self.secret, msg, hashlib.sha256).digest()[:24])
 
     def download_url(self, d, item):
-        exp = int(time.time() + self.download_url_lifetime)
+        exp = math.ceil(time.time() + self.download_url_lifetime)
         return (f"{self.content_url}/download/{item.id}?UniqueId={item.guid}&Translate=false"
                 f"&tempauth=v1.{exp}.{self._tempauth_sig(item.id, exp)}&ApiVersion=2.0")
 

@@ -334,11 +334,11 @@ class GraphDrive(EmulatorCase):
         self.assertEqual(self.get(url).status, 200)
         self.emu.call("POST", "download-urls", {"expire_now": True})
         self.assertEqual(self.get(url).status, 401)
-        self.emu.call("POST", "download-urls", {"lifetime": 1})
+        self.emu.call("POST", "download-urls", {"lifetime": 3})
         try:
             url = self.g(self.path_url("tiny.csv")).json()["@microsoft.graph.downloadUrl"]
             self.assertEqual(self.get(url).status, 200)
-            time.sleep(2.1)
+            time.sleep(4.1)
             self.assertEqual(self.get(url).status, 401)
         finally:
             self.emu.call("POST", "download-urls", {"lifetime": 3600})
