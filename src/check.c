@@ -15,6 +15,9 @@
 
 #include "auth/auth.h"
 #include "auth/jwt.h"
+#include "graph/graph.h"
+#include "graph/item.h"
+#include "graph/source.h"
 #include "base/log.h"
 #include "http/http.h"
 
@@ -109,6 +112,68 @@ static double elapsed_ms(const struct timespec *t0)
 	       (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
+struct root_listing {
+	FILE *out;
+	size_t count;
+};
+
+static int show_entry(void *ctx, const struct graph_item *it)
+{
+	struct root_listing *r = ctx;
+
+	if (r->count++ < 10)
+		fprintf(r->out, "  %-9s %s%s\n", it->is_folder ? "folder" : "file",
+			it->name, it->is_folder ? "/" : "");
+	return 0;
+}
+
+/* The Graph steps: site, library, root listing, each with its timing. */
+static int check_source(struct options *o, struct http *http, struct auth *auth,
+			FILE *out)
+{
+	struct graph_config gc = {.base_url = o->auth.graph_url, .max_attempts = 3};
+	struct source src;
+	struct source_resolved res;
+	struct buf msg;
+	struct timespec t0;
+	int err;
+
+	buf_init(&msg, 8192);
+	err = source_parse(o->source, &src, &msg);
+	if (err) {
+		fprintf(out, "source: %s\n  %s\n", o->source, buf_str(&msg));
+		buf_release(&msg);
+		return err;
+	}
+	struct graph *g = graph_new(http, auth, &gc, &err);
+	if (!g)
+		goto out_src;
+	fprintf(out, "source: %s\n", o->source);
+	err = source_resolve(g, &src, &res, &msg, out);
+	if (err) {
+		fprintf(out, "  FAILED: %s\n", buf_str(&msg));
+		goto out_graph;
+	}
+	if (res.root_path[0])
+		fprintf(out, "folder: %s\n", res.root_path);
+	struct root_listing r = {.out = out};
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	fprintf(out, "root listing:\n");
+	err = graph_children(g, res.drive_id, res.root_id, show_entry, &r);
+	if (err)
+		fprintf(out, "  FAILED: %s\n", strerror(-err));
+	else
+		fprintf(out, "  %zu entries%s in %.0f ms\n", r.count,
+			r.count > 10 ? " (first 10 shown)" : "", elapsed_ms(&t0));
+	source_resolved_release(&res);
+out_graph:
+	graph_free(g);
+out_src:
+	source_release(&src);
+	buf_release(&msg);
+	return err;
+}
+
 int check_run(struct options *o, FILE *out)
 {
 	struct http_config hc = {.cafile = o->cafile,
@@ -159,9 +224,10 @@ int check_run(struct options *o, FILE *out)
 	}
 	fprintf(out, "access token: obtained in %.0f ms\n", elapsed_ms(&t0));
 	report_access_token(token.data, token.len, out);
-	if (o->source)
-		fprintf(out, "source: %s\n  site and library checks are not implemented in this version\n",
-			o->source);
+	if (o->source && check_source(o, http, auth, out) != 0) {
+		fprintf(out, "result: FAILED\n");
+		goto out;
+	}
 	fprintf(out, "result: ok\n");
 	status = 0;
 out:

@@ -1,22 +1,209 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * spfs entry point: wiring only. Parses the command line, resolves the
- * credential from the environment, then runs the requested mode. The mount
- * itself arrives with the browse and read features; until then spfs says so
- * instead of pretending.
+ * credential from the environment, builds the layers bottom-up (http, auth,
+ * graph, metadata store, fs, FUSE), runs, and tears down top-down.
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "auth/auth.h"
 #include "base/buf.h"
 #include "base/log.h"
+#include "cache/meta.h"
 #include "check.h"
+#include "fs/fs.h"
+#include "fuse/adapter.h"
+#include "graph/graph.h"
+#include "graph/source.h"
+#include "http/http.h"
 #include "options.h"
 
 static const char *real_getenv(const char *name) { return getenv(name); }
+
+/* The cache directory: -o cache_dir, else /var/cache/spfs for root, else
+ * $XDG_CACHE_HOME/spfs or ~/.cache/spfs. Created 0700. malloc'd. */
+static char *cache_dir_for(const struct options *o)
+{
+	struct buf b;
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+
+	buf_init(&b, 4096);
+	if (o->cache_dir)
+		buf_append_str(&b, o->cache_dir);
+	else if (geteuid() == 0)
+		buf_append_str(&b, "/var/cache/spfs");
+	else if (xdg && *xdg)
+		buf_appendf(&b, "%s/spfs", xdg);
+	else
+		buf_appendf(&b, "%s/.cache/spfs", home ? home : "/tmp");
+	/* mkdir -p, each level 0700 when we create it. */
+	for (char *p = b.data + 1; p && *p; p++) {
+		if (*p == '/') {
+			*p = '\0';
+			mkdir(b.data, 0700);
+			*p = '/';
+		}
+	}
+	if (mkdir(b.data, 0700) != 0 && errno != EEXIST) {
+		log_error("cache directory %s: %s", b.data, strerror(errno));
+		buf_release(&b);
+		return NULL;
+	}
+	chmod(b.data, 0700);
+	return buf_detach(&b, NULL);
+}
+
+/* A short stable hex name for s (file names for libraries and sources). */
+static void hex_name(const char *s, char out[33])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL);
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* The last resolution of a SOURCE is remembered, so that a mount whose Graph
+ * is down at start still mounts from its cache. */
+static int remembered(const char *dir, const char *source, int save,
+		      char **drive_id, char **root_id)
+{
+	char name[33], path[4096], a[1024], b[1024];
+	FILE *f;
+
+	hex_name(source, name);
+	snprintf(path, sizeof(path), "%s/source-%s", dir, name);
+	if (save) {
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		f = fd >= 0 ? fdopen(fd, "w") : NULL;
+		if (!f) {
+			if (fd >= 0)
+				close(fd);
+			return -errno;
+		}
+		fprintf(f, "%s\n%s\n", *drive_id, *root_id);
+		return fclose(f) == 0 ? 0 : -EIO;
+	}
+	f = fopen(path, "re");
+	if (!f)
+		return -ENOENT;
+	int ok = fgets(a, sizeof(a), f) && fgets(b, sizeof(b), f);
+	fclose(f);
+	if (!ok)
+		return -EINVAL;
+	a[strcspn(a, "\n")] = '\0';
+	b[strcspn(b, "\n")] = '\0';
+	*drive_id = strdup(a);
+	*root_id = strdup(b);
+	return *drive_id && *root_id ? 0 : -ENOMEM;
+}
+
+static int run_mount(struct options *o)
+{
+	struct http_config hc = {.cafile = o->cafile, .allow_http = o->auth.allow_http};
+	struct graph_config gc = {.base_url = o->auth.graph_url};
+	struct http *http = NULL;
+	struct auth *auth = NULL;
+	struct graph *g = NULL;
+	struct meta *m = NULL;
+	struct fs *fs = NULL;
+	struct source src;
+	struct source_resolved res;
+	struct buf msg;
+	char *dir = NULL, *drive_id = NULL, *root_id = NULL;
+	int have_src = 0, err;
+
+	buf_init(&msg, 8192);
+	memset(&res, 0, sizeof(res));
+	if (!o->mountpoint) {
+		fprintf(stderr, "spfs: no MOUNTPOINT (usage: spfs [options] SOURCE MOUNTPOINT)\n");
+		return 2;
+	}
+	err = source_parse(o->source, &src, &msg);
+	if (err) {
+		fprintf(stderr, "spfs: %s\n", buf_str(&msg));
+		return 2;
+	}
+	have_src = 1;
+	dir = cache_dir_for(o);
+	http = dir ? http_new(&hc, &err) : NULL;
+	auth = http ? auth_new(&o->auth, http, &err) : NULL;
+	g = auth ? graph_new(http, auth, &gc, &err) : NULL;
+	if (!g) {
+		err = err ? err : -EIO;
+		goto out;
+	}
+
+	err = source_resolve(g, &src, &res, &msg, NULL);
+	if (!err) {
+		drive_id = strdup(res.drive_id);
+		root_id = strdup(res.root_id);
+		remembered(dir, o->source, 1, &drive_id, &root_id);
+		log_info("%s: library %s (%s)%s%s", o->source,
+			 res.drive_name ? res.drive_name : res.drive_id, res.drive_id,
+			 res.root_path[0] ? ", folder " : "", res.root_path);
+	} else if (remembered(dir, o->source, 0, &drive_id, &root_id) == 0) {
+		log_warn("%s; mounting from the cache of the last successful mount", buf_str(&msg));
+		err = 0;
+	} else {
+		log_error("%s", buf_str(&msg));
+		goto out;
+	}
+
+	char name[33], path[4096];
+	hex_name(drive_id, name);
+	snprintf(path, sizeof(path), "%s/library-%s.meta.db", dir, name);
+	m = meta_open(path, drive_id, &err);
+	if (!m)
+		goto out;
+	struct fs_config fc = {
+		.uid = o->uid >= 0 ? (uid_t)o->uid : getuid(),
+		.gid = o->gid >= 0 ? (gid_t)o->gid : getgid(),
+		.umask = o->umask >= 0 ? (mode_t)o->umask : 022,
+		.poll_interval = o->poll_interval,
+	};
+	fs = fs_new(g, m, drive_id, root_id, &fc, &err);
+	if (!fs) {
+		log_error("the mounted folder could not be read: %s", strerror(-err));
+		goto out;
+	}
+	double t = o->poll_interval > 0 ? o->poll_interval : 30;
+	struct fuse_adapter_config ac = {
+		.mountpoint = o->mountpoint,
+		.fsname = o->source,
+		.foreground = o->foreground,
+		.debug = o->debug,
+		.allow_other = o->allow_other,
+		.default_permissions = o->default_permissions,
+		.attr_timeout = o->attr_timeout >= 0 ? o->attr_timeout : t,
+		.entry_timeout = o->entry_timeout >= 0 ? o->entry_timeout : t,
+	};
+	err = fuse_adapter_run(fs, &ac);
+out:
+	fs_free(fs);
+	meta_close(m);
+	graph_free(g);
+	auth_free(auth);
+	http_free(http);
+	if (have_src)
+		source_release(&src);
+	source_resolved_release(&res);
+	free(drive_id);
+	free(root_id);
+	free(dir);
+	buf_release(&msg);
+	return err ? 1 : 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -42,11 +229,8 @@ int main(int argc, char **argv)
 		status = 0;
 		goto out;
 	}
-	if (!o.check) {
-		fprintf(stderr,
-			"spfs: mounting is not implemented in spfs %s yet; "
-			"`spfs --check` tests the credential (see spfs --help)\n",
-			PACKAGE_VERSION);
+	if (!o.check && !o.source) {
+		fprintf(stderr, "spfs: no SOURCE (usage: spfs [options] SOURCE MOUNTPOINT; see spfs --help)\n");
 		goto out;
 	}
 	if (auth_config_resolve(&o.auth, real_getenv, &msg) != 0) {
@@ -56,7 +240,7 @@ int main(int argc, char **argv)
 	}
 	log_info("credential: %s (%s)", auth_kind_description(o.auth.kind),
 		 o.auth.why);
-	status = check_run(&o, stdout);
+	status = o.check ? check_run(&o, stdout) : run_mount(&o);
 out:
 	buf_release(&msg);
 	options_release(&o);

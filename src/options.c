@@ -16,6 +16,10 @@ void options_init(struct options *o)
 	memset(o, 0, sizeof(*o));
 	o->log_level = LOG_INFO;
 	o->log_format = LOG_FORMAT_TEXT;
+	o->poll_interval = 30;
+	o->attr_timeout = -1;
+	o->entry_timeout = -1;
+	o->uid = o->gid = o->umask = -1;
 	auth_config_init(&o->auth);
 }
 
@@ -24,6 +28,7 @@ void options_release(struct options *o)
 	free(o->source);
 	free(o->mountpoint);
 	free(o->cafile);
+	free(o->cache_dir);
 	auth_config_release(&o->auth);
 	options_init(o);
 }
@@ -31,22 +36,42 @@ void options_release(struct options *o)
 void options_usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: spfs --check [SOURCE] [-o OPTIONS]\n"
+		"Usage: spfs [-f] [-d] [-o OPTIONS] SOURCE MOUNTPOINT\n"
+		"       spfs --check [SOURCE] [-o OPTIONS]\n"
 		"       spfs [--help] [--version]\n"
 		"\n"
 		"spfs mounts a SharePoint Online document library as a read-only\n"
 		"filesystem through Microsoft Graph, authenticating with Azure\n"
 		"Workload Identity (no client secret).\n"
 		"\n"
-		"This build authenticates and diagnoses (--check); browsing and\n"
-		"reading the library, and so mounting, are not implemented yet.\n"
+		"This build mounts a library read-only and shows its tree (ls, find,\n"
+		"stat, getfattr); reading file contents is not implemented yet (EIO).\n"
+		"\n"
+		"SOURCE, as copied from the browser:\n"
+		"  https://HOST/sites/SITE                     the site's default library\n"
+		"  https://HOST/sites/SITE/LIBRARY[/FOLDER..]  LIBRARY: title or URL name\n"
+		"  https://HOST/teams/SITE/...                 team sites\n"
+		"  https://HOST[/LIBRARY[/FOLDER..]]           the tenant root site\n"
+		"  drive:DRIVE_ID[:/FOLDER..]                  a library by drive id\n"
 		"\n"
 		"Modes:\n"
-		"  --check            obtain an access token and report the credential,\n"
-		"                     the service-account token's claims and the access\n"
-		"                     token's claims (never the tokens); exit 0 on success\n"
+		"  --check [SOURCE]   obtain an access token and report the credential,\n"
+		"                     the tokens' claims (never the tokens), and with\n"
+		"                     SOURCE the site, library and root listing; exit 0\n"
+		"                     on success\n"
+		"  -f                 stay in the foreground\n"
+		"  -d                 foreground with FUSE debug output and debug logs\n"
 		"  -h, --help         this help\n"
 		"  -V, --version      the version\n"
+		"\n"
+		"Mount options:\n"
+		"  cache_dir=DIR      metadata cache (default /var/cache/spfs as root,\n"
+		"                     $XDG_CACHE_HOME/spfs otherwise)\n"
+		"  poll_interval=S    seconds between change polls (default 30; 0 = off)\n"
+		"  attr_timeout=S, entry_timeout=S  kernel caching (default: poll_interval)\n"
+		"  uid=N, gid=N, umask=OOO  ownership and modes (files 0444, folders 0555)\n"
+		"  allow_other, default_permissions   as for any FUSE filesystem\n"
+		"  token_file=PATH, authority_host=URL  instead of the AZURE_* variables (fstab)\n"
 		"\n"
 		"Options (-o key=value[,key=value...]):\n"
 		"  auth=auto|workload|managed|certificate|secret\n"
@@ -101,6 +126,23 @@ static int apply_option(struct options *o, const char *key, const char *value,
 		{"cert_key", offsetof(struct options, auth.cert_key_path)},
 		{"secret_file", offsetof(struct options, auth.secret_file)},
 		{"cafile", offsetof(struct options, cafile)},
+		{"cache_dir", offsetof(struct options, cache_dir)},
+		{"token_file", offsetof(struct options, auth.token_file)},
+		{"authority_host", offsetof(struct options, auth.authority_host)},
+	};
+	static const struct {
+		const char *name;
+		size_t offset;
+	} seconds[] = {
+		{"poll_interval", offsetof(struct options, poll_interval)},
+		{"attr_timeout", offsetof(struct options, attr_timeout)},
+		{"entry_timeout", offsetof(struct options, entry_timeout)},
+	};
+	/* What mount(8) and fstab pass along; spfs is read-only regardless. */
+	static const char *const ignored[] = {
+		"rw", "ro", "dev", "nodev", "suid", "nosuid", "exec", "noexec",
+		"atime", "noatime", "relatime", "auto", "noauto", "user", "nouser",
+		"users", "_netdev", "nofail", "defaults",
 	};
 
 	if (strcmp(key, "client_secret") == 0 || strcmp(key, "secret") == 0) {
@@ -113,6 +155,45 @@ static int apply_option(struct options *o, const char *key, const char *value,
 	}
 	if (strcmp(key, "allow_http") == 0 && !value) {
 		o->auth.allow_http = true;
+		return 0;
+	}
+	if (strcmp(key, "allow_other") == 0 && !value) {
+		o->allow_other = true;
+		return 0;
+	}
+	if (strcmp(key, "default_permissions") == 0 && !value) {
+		o->default_permissions = true;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
+		if (strcmp(key, ignored[i]) == 0 && !value)
+			return 0;
+	for (size_t i = 0; i < sizeof(seconds) / sizeof(seconds[0]); i++) {
+		if (strcmp(key, seconds[i].name) != 0)
+			continue;
+		char *end = NULL;
+		double v = value ? strtod(value, &end) : -1;
+		if (!value || !*value || *end || v < 0 || v > 86400) {
+			buf_appendf(msg, "-o %s=%s: expected seconds (0 to 86400)", key,
+				    value ? value : "");
+			return -EINVAL;
+		}
+		*(double *)((char *)o + seconds[i].offset) = v;
+		return 0;
+	}
+	if (strcmp(key, "uid") == 0 || strcmp(key, "gid") == 0 ||
+	    strcmp(key, "umask") == 0) {
+		char *end = NULL;
+		int base = strcmp(key, "umask") == 0 ? 8 : 10;
+		long v = value ? strtol(value, &end, base) : -1;
+		if (!value || !*value || *end || v < 0 ||
+		    (base == 8 && v > 0777) || v > 0x7fffffffL) {
+			buf_appendf(msg, "-o %s=%s: expected a %s number", key,
+				    value ? value : "", base == 8 ? "octal" : "decimal");
+			return -EINVAL;
+		}
+		*(strcmp(key, "uid") == 0 ? &o->uid
+		  : strcmp(key, "gid") == 0 ? &o->gid : &o->umask) = v;
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {

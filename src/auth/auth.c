@@ -194,7 +194,7 @@ int auth_config_resolve(struct auth_config *cfg, auth_getenv_fn getenv_fn,
 			err = set_why(cfg, "a client certificate is configured (AZURE_CLIENT_CERTIFICATE_PATH or -o cert)");
 		} else if (cfg->token_file) {
 			cfg->kind = AUTH_WORKLOAD;
-			err = set_why(cfg, "AZURE_FEDERATED_TOKEN_FILE is set (AKS workload identity)");
+			err = set_why(cfg, "AZURE_FEDERATED_TOKEN_FILE is set: AKS workload identity");
 		} else {
 			cfg->kind = AUTH_MANAGED;
 			err = set_why(cfg, "no secret, certificate or federated token in the environment; trying the instance's managed identity");

@@ -1,39 +1,78 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Graph request core. A 401 whose error code is InvalidAuthenticationToken
- * (or that carries a Bearer challenge) means our token is no longer accepted
- * (revoked, clock skew, expired early): drop it, get a new one, retry once.
- * A second 401 is returned to the caller: retrying further would only hide
- * a real permission problem.
+ * Graph request core.
+ *
+ * Throttle gate: g->not_before (monotonic seconds) is shared by all threads;
+ * every attempt first sleeps until it has passed, and a 429/503 moves it to
+ * now + Retry-After. So one throttled call pauses the whole client, which is
+ * what SharePoint asks of well-behaved callers.
+ * Lock order: g->lock is a leaf; never held across I/O or sleeps.
  */
 #include "config.h"
 
 #include "graph/graph.h"
 
 #include <errno.h>
+#include <json-c/json.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "auth/auth.h"
 #include "base/buf.h"
 #include "base/log.h"
+#include "http/retry_after.h"
 
 struct graph {
 	struct http *http;
 	struct auth *auth;
 	char *base_url;
-	atomic_ulong requests;
-	atomic_ulong auth_retries;
+	int max_attempts;
+	double backoff_base;
+	pthread_mutex_t lock; /* guards not_before, stats.throttled_seconds, throttle_logged */
+	double not_before;    /* monotonic: no Graph request before this */
+	int throttle_logged;
+	atomic_ulong requests, auth_retries, throttles, retries;
+	double throttled_seconds;
 };
 
+static double mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_s(double s)
+{
+	if (s <= 0)
+		return;
+	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static double jitter(void)
+{
+	unsigned r = 0;
+
+	if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		r = (unsigned)rand();
+	return 0.5 + (double)(r % 1000) / 1000.0; /* 0.5 .. 1.5 */
+}
+
 struct graph *graph_new(struct http *http, struct auth *auth,
-			const char *base_url, int *err)
+			const struct graph_config *cfg, int *err)
 {
 	struct graph *g = calloc(1, sizeof(*g));
 
-	if (!g || !(g->base_url = strdup(base_url))) {
+	if (!g || !(g->base_url = strdup(cfg->base_url))) {
 		free(g);
 		*err = -ENOMEM;
 		return NULL;
@@ -44,6 +83,9 @@ struct graph *graph_new(struct http *http, struct auth *auth,
 		g->base_url[--n] = '\0';
 	g->http = http;
 	g->auth = auth;
+	g->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 8;
+	g->backoff_base = cfg->backoff_base > 0 ? cfg->backoff_base : 0.5;
+	pthread_mutex_init(&g->lock, NULL);
 	*err = 0;
 	return g;
 }
@@ -52,8 +94,76 @@ void graph_free(struct graph *g)
 {
 	if (!g)
 		return;
+	pthread_mutex_destroy(&g->lock);
 	free(g->base_url);
 	free(g);
+}
+
+int graph_status_errno(long status)
+{
+	switch (status) {
+	case 400:
+		return -EINVAL;
+	case 401:
+	case 403:
+		return -EACCES;
+	case 404:
+		return -ENOENT;
+	case 409:
+		return -EEXIST;
+	case 410:
+		return -ESTALE;
+	case 416:
+		return -ERANGE;
+	case 423:
+		return -EBUSY;
+	case 429:
+	case 503:
+		return -EAGAIN;
+	case 507:
+		return -ENOSPC;
+	default:
+		return -EIO;
+	}
+}
+
+/* The most specific error code: error.code, then nested inner errors. */
+static void error_code(const struct http_response *resp, char *out, size_t cap)
+{
+	struct json_object *root = NULL, *err, *v;
+
+	snprintf(out, cap, "-");
+	if (!resp->body.data || !resp->body.len)
+		return;
+	root = json_tokener_parse(resp->body.data);
+	if (root && json_object_object_get_ex(root, "error", &err) &&
+	    json_object_is_type(err, json_type_object)) {
+		for (int depth = 0; err && depth < 8; depth++) {
+			if (json_object_object_get_ex(err, "code", &v) &&
+			    json_object_is_type(v, json_type_string))
+				snprintf(out, cap, "%s", json_object_get_string(v));
+			struct json_object *inner = NULL;
+			json_object_object_foreach(err, key, val)
+			{
+				if (strcasecmp(key, "innererror") == 0 &&
+				    json_object_is_type(val, json_type_object))
+					inner = val;
+			}
+			err = inner;
+		}
+	}
+	json_object_put(root);
+}
+
+int graph_fail(const char *what, const struct http_response *resp)
+{
+	char code[96];
+
+	error_code(resp, code, sizeof(code));
+	log_warn("%s: HTTP %ld %s (request-id %s, client-request-id %s)", what,
+		 resp->status, code, resp->request_id ? resp->request_id : "-",
+		 resp->client_request_id);
+	return graph_status_errno(resp->status);
 }
 
 static int token_rejected(const struct http_response *resp)
@@ -67,10 +177,48 @@ static int token_rejected(const struct http_response *resp)
 	       strncasecmp(resp->www_authenticate, "Bearer", 6) == 0;
 }
 
+static void wait_gate(struct graph *g)
+{
+	pthread_mutex_lock(&g->lock);
+	double wait = g->not_before - mono_now();
+	pthread_mutex_unlock(&g->lock);
+	sleep_s(wait);
+}
+
+/* A 429/503: close the gate for everyone until Retry-After has passed. */
+static void throttled(struct graph *g, const struct http_response *resp,
+		      int attempt)
+{
+	double ra;
+
+	if (http_retry_after_parse(resp->retry_after, time(NULL), &ra) != 0) {
+		/* No usable Retry-After: back off exponentially from 2 s. */
+		ra = 2.0;
+		for (int i = 1; i < attempt && ra < 60; i++)
+			ra *= 2;
+	}
+	atomic_fetch_add(&g->throttles, 1);
+	pthread_mutex_lock(&g->lock);
+	double until = mono_now() + ra;
+	if (until > g->not_before)
+		g->not_before = until;
+	g->throttled_seconds += ra;
+	int first = !g->throttle_logged;
+	g->throttle_logged = 1;
+	pthread_mutex_unlock(&g->lock);
+	if (first)
+		log_warn("graph: throttled (HTTP %ld, Retry-After %s): pausing all Graph requests for %.0f s",
+			 resp->status, resp->retry_after ? resp->retry_after : "-",
+			 ra);
+	else
+		log_debug("graph: throttled again, pausing %.0f s", ra);
+}
+
 int graph_get(struct graph *g, const char *path_or_url,
 	      struct http_response *resp)
 {
 	struct buf url, token, authz;
+	int auth_retried = 0;
 	int err = 0;
 
 	buf_init(&url, 16 * 1024);
@@ -85,7 +233,8 @@ int graph_get(struct graph *g, const char *path_or_url,
 	if (err)
 		goto out;
 
-	for (int attempt = 0; attempt < 2; attempt++) {
+	for (int attempt = 1;; attempt++) {
+		wait_gate(g);
 		buf_reset(&token);
 		buf_reset(&authz);
 		err = auth_token(g->auth, &token);
@@ -102,16 +251,45 @@ int graph_get(struct graph *g, const char *path_or_url,
 			.url = url.data,
 			.headers = headers,
 			.nheaders = 2,
-			.timeout_ms = 60000,
+			.max_body = 64u << 20,
+			.timeout_ms = 120000,
 		};
 		atomic_fetch_add(&g->requests, 1);
 		err = http_perform(g->http, &req, resp);
-		if (err || !token_rejected(resp) || attempt == 1)
-			break;
-		log_info("graph: 401 (request-id %s): refreshing the token and retrying once",
-			 resp->request_id ? resp->request_id : "-");
-		atomic_fetch_add(&g->auth_retries, 1);
-		auth_invalidate(g->auth, token.data);
+		int last = attempt >= g->max_attempts;
+
+		if (!err && token_rejected(resp) && !auth_retried) {
+			log_info("graph: 401 (request-id %s): refreshing the token and retrying once",
+				 resp->request_id ? resp->request_id : "-");
+			auth_retried = 1;
+			atomic_fetch_add(&g->auth_retries, 1);
+			auth_invalidate(g->auth, token.data);
+			attempt--; /* the auth retry does not count */
+			continue;
+		}
+		if (!err && (resp->status == 429 || resp->status == 503) && !last) {
+			throttled(g, resp, attempt);
+			continue;
+		}
+		if (!err && resp->status >= 500 && !last) {
+			atomic_fetch_add(&g->retries, 1);
+			sleep_s(g->backoff_base * (1 << (attempt < 6 ? attempt - 1 : 5)) * jitter());
+			continue;
+		}
+		if (err && http_error_is_transient(err) && !last) {
+			log_debug("graph: %s; retrying", resp->error);
+			atomic_fetch_add(&g->retries, 1);
+			sleep_s(g->backoff_base * (1 << (attempt < 6 ? attempt - 1 : 5)) * jitter());
+			continue;
+		}
+		if (err)
+			log_warn("graph: request failed: %s", resp->error);
+		break;
+	}
+	if (!err && resp->status < 400) {
+		pthread_mutex_lock(&g->lock);
+		g->throttle_logged = 0;
+		pthread_mutex_unlock(&g->lock);
 	}
 out:
 	buf_release(&url);
@@ -124,4 +302,9 @@ void graph_get_stats(struct graph *g, struct graph_stats *out)
 {
 	out->requests = atomic_load(&g->requests);
 	out->auth_retries = atomic_load(&g->auth_retries);
+	out->throttles = atomic_load(&g->throttles);
+	out->retries = atomic_load(&g->retries);
+	pthread_mutex_lock(&g->lock);
+	out->throttled_seconds = g->throttled_seconds;
+	pthread_mutex_unlock(&g->lock);
 }

@@ -3,10 +3,14 @@
 #define SPFS_GRAPH_GRAPH_H
 
 /*
- * Microsoft Graph client: authenticated requests against the Graph base URL.
- * Owns the rule that a 401 InvalidAuthenticationToken drops the cached token,
- * fetches a fresh one and retries exactly once. Drive operations and the JSON
- * model are built on graph_get().
+ * Microsoft Graph client: authenticated requests against the Graph base URL,
+ * with the rules every Graph call shares:
+ *  - a 401 InvalidAuthenticationToken drops the token, refreshes, retries once;
+ *  - 429/503 pause ALL Graph requests of this client until Retry-After has
+ *    passed (SharePoint counts throttled calls too), then retry;
+ *  - network errors and 5xx retry with exponential backoff and jitter;
+ *  - a final failure is logged once with Graph's error code and request-id.
+ * Drive operations and the JSON model (item.h) are built on graph_get().
  */
 
 #include "http/http.h"
@@ -14,25 +18,43 @@
 struct auth;
 struct graph;
 
-/* Borrows http and auth. base_url like "https://graph.microsoft.com/v1.0". */
+struct graph_config {
+	const char *base_url; /* "https://graph.microsoft.com/v1.0" */
+	int max_attempts;     /* per request, 0 = 8 */
+	double backoff_base;  /* first backoff in seconds, 0 = 0.5 */
+};
+
+/* Borrows http and auth. NULL + *err (-ENOMEM). */
 struct graph *graph_new(struct http *http, struct auth *auth,
-			const char *base_url, int *err);
+			const struct graph_config *cfg, int *err);
 void graph_free(struct graph *g);
 
 /*
- * GET a Graph path ("/drives/x/root", joined to the base URL) or an absolute
- * URL (a nextLink), with the bearer token. resp must be initialised by the
- * caller and is filled with the final answer.
- * Returns 0 when a response arrived (look at resp->status), a negative errno
- * from the transport, or the auth error (-EACCES, -EAGAIN) when no token
- * could be had.
+ * GET a Graph path ("/drives/x/root", joined to the base URL) or an
+ * absolute URL (a nextLink or deltaLink, used byte for byte).
+ * Returns 0 when a final response arrived (look at resp->status; throttles
+ * and 5xx were retried first), a negative errno from the transport after
+ * retries, or the auth error (-EACCES, -EAGAIN) when no token could be had.
  */
 int graph_get(struct graph *g, const char *path_or_url,
 	      struct http_response *resp);
 
+/* errno for a final HTTP status (404 -> ENOENT, 403 -> EACCES, ...). */
+int graph_status_errno(long status);
+
+/*
+ * Logs one line for a failed response: what, status, Graph's error code
+ * (innerError/innererror walked for the most specific one) and request-id.
+ * Returns graph_status_errno(resp->status).
+ */
+int graph_fail(const char *what, const struct http_response *resp);
+
 struct graph_stats {
-	unsigned long requests;
+	unsigned long requests;     /* HTTP requests sent */
 	unsigned long auth_retries; /* 401s answered by refresh + retry */
+	unsigned long throttles;    /* 429/503 received */
+	unsigned long retries;      /* retries after 5xx or network errors */
+	double throttled_seconds;   /* total Retry-After honoured */
 };
 void graph_get_stats(struct graph *g, struct graph_stats *out);
 

@@ -120,7 +120,8 @@ int main(int argc, char **argv)
 	struct http_config hc = {.cafile = o.cafile, .allow_http = o.auth.allow_http};
 	http = http_new(&hc, &err);
 	auth = http ? auth_new(&o.auth, http, &err) : NULL;
-	pr.graph = auth ? graph_new(http, auth, o.auth.graph_url, &err) : NULL;
+	struct graph_config gc = {.base_url = o.auth.graph_url};
+	pr.graph = auth ? graph_new(http, auth, &gc, &err) : NULL;
 	if (!pr.graph) {
 		fprintf(stderr, "authprobe: setup failed: %s\n", strerror(-err));
 		goto out;

@@ -1,0 +1,456 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sqlite metadata store. Inode numbers are the items table's INTEGER PRIMARY
+ * KEY with AUTOINCREMENT, so a number is never reused for another item, even
+ * after deletes, and survives remounts. sqlite result codes map to errno
+ * here and nowhere else.
+ *
+ * Lock order: m->lock, then sqlite's own. Never held across network I/O
+ * (callers fetch first, store after).
+ */
+#include "config.h"
+
+#include "cache/meta.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/log.h"
+
+#define SCHEMA_VERSION "1"
+
+struct meta {
+	sqlite3 *db;
+	pthread_mutex_t lock; /* recursive: meta_batch's fn calls back in */
+	char *drive_id;
+};
+
+static int map_rc(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_CANTOPEN:
+		return -EACCES;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return -EUCLEAN;
+	default:
+		return -EIO;
+	}
+}
+
+static int exec(struct meta *m, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(m->db, sql, NULL, NULL, &msg);
+
+	if (rc != SQLITE_OK) {
+		log_error("metadata store: %s", msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+	}
+	return map_rc(rc);
+}
+
+void meta_item_release(struct meta_item *it)
+{
+	free(it->item_id);
+	free(it->name);
+	free(it->etag);
+	free(it->ctag);
+	free(it->quickxorhash);
+	free(it->web_url);
+	free(it->modified_by);
+	memset(it, 0, sizeof(*it));
+}
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS info(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS items("
+	" ino INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" drive_id TEXT NOT NULL,"
+	" item_id TEXT NOT NULL,"
+	" parent_ino INTEGER NOT NULL,"
+	" name TEXT NOT NULL,"
+	" is_dir INTEGER NOT NULL,"
+	" size INTEGER NOT NULL,"
+	" mtime_s INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
+	" ctime_s INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,"
+	" etag TEXT, ctag TEXT, qxh TEXT, web_url TEXT, modified_by TEXT,"
+	" listed_at INTEGER NOT NULL DEFAULT 0,"
+	" UNIQUE(drive_id, item_id));"
+	"CREATE INDEX IF NOT EXISTS items_by_parent ON items(parent_ino, name);";
+
+static int kv_get_locked(struct meta *m, const char *key, char **value);
+static int kv_set_locked(struct meta *m, const char *key, const char *value);
+
+struct meta *meta_open(const char *path, const char *drive_id, int *err)
+{
+	struct meta *m = calloc(1, sizeof(*m));
+	pthread_mutexattr_t attr;
+	int e;
+
+	if (!m || !(m->drive_id = strdup(drive_id))) {
+		free(m);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&m->lock, &attr);
+	pthread_mutexattr_destroy(&attr);
+
+	/* Create 0600 before sqlite opens it, so it never exists wider. */
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		e = -errno;
+		log_error("metadata store %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	close(fd);
+	e = map_rc(sqlite3_open_v2(path, &m->db,
+				   SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL));
+	if (e) {
+		log_error("metadata store %s: %s", path,
+			  m->db ? sqlite3_errmsg(m->db) : "cannot open");
+		goto fail;
+	}
+	sqlite3_busy_timeout(m->db, 5000);
+	e = exec(m, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+	e = e ? e : exec(m, schema);
+	if (e)
+		goto fail;
+
+	char *have = NULL;
+	e = kv_get_locked(m, "drive_id", &have);
+	if (e == -ENOENT) {
+		e = kv_set_locked(m, "drive_id", drive_id);
+		e = e ? e : kv_set_locked(m, "schema", SCHEMA_VERSION);
+	} else if (!e && strcmp(have, drive_id) != 0) {
+		log_error("metadata store %s belongs to drive %s, not %s", path, have, drive_id);
+		e = -EINVAL;
+	}
+	free(have);
+	if (e)
+		goto fail;
+	/* WAL side files are created by sqlite with the process umask. */
+	char side[4096];
+	snprintf(side, sizeof(side), "%s-wal", path);
+	chmod(side, 0600);
+	snprintf(side, sizeof(side), "%s-shm", path);
+	chmod(side, 0600);
+	*err = 0;
+	return m;
+fail:
+	meta_close(m);
+	*err = e;
+	return NULL;
+}
+
+void meta_close(struct meta *m)
+{
+	if (!m)
+		return;
+	if (m->db)
+		sqlite3_close_v2(m->db);
+	pthread_mutex_destroy(&m->lock);
+	free(m->drive_id);
+	free(m);
+}
+
+int meta_batch(struct meta *m, int (*fn)(struct meta *m, void *ctx), void *ctx)
+{
+	int err;
+
+	pthread_mutex_lock(&m->lock);
+	err = exec(m, "BEGIN IMMEDIATE");
+	if (!err) {
+		err = fn(m, ctx);
+		int e2 = exec(m, err ? "ROLLBACK" : "COMMIT");
+		if (!err)
+			err = e2;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return err;
+}
+
+static sqlite3_stmt *prepare(struct meta *m, const char *sql, int *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(m->db, sql, -1, &st, NULL);
+
+	*err = map_rc(rc);
+	if (rc != SQLITE_OK)
+		log_error("metadata store: %s", sqlite3_errmsg(m->db));
+	return st;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s)
+		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static char *col_text(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	return t ? strdup((const char *)t) : NULL;
+}
+
+#define ITEM_COLUMNS                                                           \
+	"ino, parent_ino, item_id, name, is_dir, size, mtime_s, mtime_ns, "    \
+	"ctime_s, ctime_ns, etag, ctag, qxh, web_url, modified_by, listed_at"
+
+static int row_to_item(sqlite3_stmt *st, struct meta_item *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->ino = (uint64_t)sqlite3_column_int64(st, 0);
+	out->parent_ino = (uint64_t)sqlite3_column_int64(st, 1);
+	out->item_id = col_text(st, 2);
+	out->name = col_text(st, 3);
+	out->is_dir = sqlite3_column_int(st, 4);
+	out->size = sqlite3_column_int64(st, 5);
+	out->mtime.tv_sec = sqlite3_column_int64(st, 6);
+	out->mtime.tv_nsec = sqlite3_column_int64(st, 7);
+	out->ctime.tv_sec = sqlite3_column_int64(st, 8);
+	out->ctime.tv_nsec = sqlite3_column_int64(st, 9);
+	out->etag = col_text(st, 10);
+	out->ctag = col_text(st, 11);
+	out->quickxorhash = col_text(st, 12);
+	out->web_url = col_text(st, 13);
+	out->modified_by = col_text(st, 14);
+	out->listed_at = sqlite3_column_int64(st, 15);
+	if (!out->item_id || !out->name) {
+		meta_item_release(out);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int meta_upsert(struct meta *m, const struct meta_item *in, uint64_t *ino)
+{
+	int err;
+
+	pthread_mutex_lock(&m->lock);
+	sqlite3_stmt *st = prepare(m,
+		"INSERT INTO items(drive_id, item_id, parent_ino, name, is_dir, size, mtime_s, mtime_ns,"
+		" ctime_s, ctime_ns, etag, ctag, qxh, web_url, modified_by)"
+		" VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)"
+		" ON CONFLICT(drive_id, item_id) DO UPDATE SET parent_ino=?3, name=?4, is_dir=?5,"
+		" size=?6, mtime_s=?7, mtime_ns=?8, ctime_s=?9, ctime_ns=?10, etag=?11, ctag=?12,"
+		" qxh=?13, web_url=?14, modified_by=?15"
+		" RETURNING ino", &err);
+	if (st) {
+		bind_text(st, 1, m->drive_id);
+		bind_text(st, 2, in->item_id);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)in->parent_ino);
+		bind_text(st, 4, in->name);
+		sqlite3_bind_int(st, 5, in->is_dir);
+		sqlite3_bind_int64(st, 6, in->size);
+		sqlite3_bind_int64(st, 7, in->mtime.tv_sec);
+		sqlite3_bind_int64(st, 8, in->mtime.tv_nsec);
+		sqlite3_bind_int64(st, 9, in->ctime.tv_sec);
+		sqlite3_bind_int64(st, 10, in->ctime.tv_nsec);
+		bind_text(st, 11, in->etag);
+		bind_text(st, 12, in->ctag);
+		bind_text(st, 13, in->quickxorhash);
+		bind_text(st, 14, in->web_url);
+		bind_text(st, 15, in->modified_by);
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW && ino)
+			*ino = (uint64_t)sqlite3_column_int64(st, 0);
+		err = rc == SQLITE_ROW ? 0 : map_rc(rc);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return err;
+}
+
+/* Runs a one-row query; fills out via row_to_item, or -ENOENT. */
+static int query_item(struct meta *m, const char *sql, sqlite3_int64 a,
+		      const char *b, struct meta_item *out)
+{
+	int err;
+
+	pthread_mutex_lock(&m->lock);
+	sqlite3_stmt *st = prepare(m, sql, &err);
+	if (st) {
+		sqlite3_bind_int64(st, 1, a);
+		if (b)
+			bind_text(st, 2, b);
+		int rc = sqlite3_step(st);
+		err = rc == SQLITE_ROW ? row_to_item(st, out)
+				       : (rc == SQLITE_DONE ? -ENOENT : map_rc(rc));
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return err;
+}
+
+int meta_get(struct meta *m, uint64_t ino, struct meta_item *out)
+{
+	return query_item(m, "SELECT " ITEM_COLUMNS " FROM items WHERE ino=?1",
+			  (sqlite3_int64)ino, NULL, out);
+}
+
+int meta_lookup(struct meta *m, uint64_t parent_ino, const char *name,
+		struct meta_item *out)
+{
+	return query_item(m, "SELECT " ITEM_COLUMNS
+			     " FROM items WHERE parent_ino=?1 AND name=?2",
+			  (sqlite3_int64)parent_ino, name, out);
+}
+
+int meta_ino_of(struct meta *m, const char *item_id, uint64_t *ino)
+{
+	int err;
+
+	pthread_mutex_lock(&m->lock);
+	sqlite3_stmt *st = prepare(m, "SELECT ino FROM items WHERE drive_id=?1 AND item_id=?2", &err);
+	if (st) {
+		bind_text(st, 1, m->drive_id);
+		bind_text(st, 2, item_id);
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			*ino = (uint64_t)sqlite3_column_int64(st, 0);
+		err = rc == SQLITE_ROW ? 0 : (rc == SQLITE_DONE ? -ENOENT : map_rc(rc));
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return err;
+}
+
+int meta_children(struct meta *m, uint64_t parent_ino,
+		  int (*fn)(void *ctx, const struct meta_item *it), void *ctx)
+{
+	int err;
+
+	pthread_mutex_lock(&m->lock);
+	sqlite3_stmt *st = prepare(m, "SELECT " ITEM_COLUMNS
+				      " FROM items WHERE parent_ino=?1 ORDER BY name", &err);
+	if (st) {
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)parent_ino);
+		int rc;
+		while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+			struct meta_item it;
+			err = row_to_item(st, &it);
+			if (!err) {
+				err = fn(ctx, &it);
+				meta_item_release(&it);
+			}
+		}
+		if (!err && rc != SQLITE_DONE)
+			err = map_rc(rc);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return err;
+}
+
+static int exec_int(struct meta *m, const char *sql, sqlite3_int64 a, sqlite3_int64 b)
+{
+	int err;
+
+	pthread_mutex_lock(&m->lock);
+	sqlite3_stmt *st = prepare(m, sql, &err);
+	if (st) {
+		sqlite3_bind_int64(st, 1, a);
+		sqlite3_bind_int64(st, 2, b);
+		err = map_rc(sqlite3_step(st));
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return err;
+}
+
+int meta_set_listed(struct meta *m, uint64_t ino, int64_t when)
+{
+	return exec_int(m, "UPDATE items SET listed_at=?2 WHERE ino=?1",
+			(sqlite3_int64)ino, when);
+}
+
+int meta_unlist_all(struct meta *m)
+{
+	/* 1 = listed long ago: relisted when used, still served on failure. */
+	return exec_int(m, "UPDATE items SET listed_at=1 WHERE listed_at>?1 AND ?2=?2", 0, 0);
+}
+
+int meta_delete_subtree(struct meta *m, uint64_t ino)
+{
+	return exec_int(m,
+			"WITH RECURSIVE sub(i) AS (SELECT ?1 UNION ALL"
+			" SELECT items.ino FROM items JOIN sub ON items.parent_ino=sub.i"
+			" WHERE ?2=?2)"
+			" DELETE FROM items WHERE ino IN (SELECT i FROM sub)",
+			(sqlite3_int64)ino, 0);
+}
+
+static int kv_get_locked(struct meta *m, const char *key, char **value)
+{
+	int err;
+	sqlite3_stmt *st = prepare(m, "SELECT value FROM info WHERE key=?1", &err);
+
+	if (!st)
+		return err;
+	bind_text(st, 1, key);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*value = col_text(st, 0);
+		err = *value ? 0 : -ENOMEM;
+	} else {
+		err = rc == SQLITE_DONE ? -ENOENT : map_rc(rc);
+	}
+	sqlite3_finalize(st);
+	return err;
+}
+
+static int kv_set_locked(struct meta *m, const char *key, const char *value)
+{
+	int err;
+	sqlite3_stmt *st = prepare(m, "INSERT INTO info(key, value) VALUES(?1, ?2)"
+				      " ON CONFLICT(key) DO UPDATE SET value=?2", &err);
+
+	if (!st)
+		return err;
+	bind_text(st, 1, key);
+	bind_text(st, 2, value);
+	err = map_rc(sqlite3_step(st));
+	sqlite3_finalize(st);
+	return err;
+}
+
+int meta_kv_get(struct meta *m, const char *key, char **value)
+{
+	pthread_mutex_lock(&m->lock);
+	int err = kv_get_locked(m, key, value);
+	pthread_mutex_unlock(&m->lock);
+	return err;
+}
+
+int meta_kv_set(struct meta *m, const char *key, const char *value)
+{
+	pthread_mutex_lock(&m->lock);
+	int err = kv_set_locked(m, key, value);
+	pthread_mutex_unlock(&m->lock);
+	return err;
+}

@@ -1,0 +1,700 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Filesystem semantics. Design:
+ *  - metadata reads (lookup, getattr, readdir of a listed folder) touch only
+ *    sqlite: zero Graph requests;
+ *  - a folder is listed once with /children (all pages), stored in one
+ *    transaction (upsert + sweep of what vanished), then kept current by delta;
+ *  - stale-if-error: a failed listing of a folder already listed serves the
+ *    cached entries and warns once; only a never-listed folder fails (EIO);
+ *  - the delta thread applies changes by item id and invalidates exactly the
+ *    kernel entries and inodes they affect.
+ * Threads: FUSE workers call fs_*; one delta thread. fs->list_lock serialises
+ * listings (NEEDSWORK: per-folder single flight would let unrelated listings
+ * run in parallel). Lock order: list_lock, then the store's lock. No lock is
+ * held while calling the notify callbacks.
+ */
+#include "config.h"
+
+#include "fs/fs.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "base/log.h"
+#include "cache/meta.h"
+#include "graph/item.h"
+
+struct fs {
+	struct graph *g;
+	struct meta *m;
+	char *drive_id;
+	char *root_id;
+	uint64_t root_ino; /* the store's inode of the mounted folder */
+	struct fs_config cfg;
+	struct fs_notify notify;
+	pthread_mutex_t list_lock;
+	pthread_t sync_thread;
+	bool sync_running;
+	pthread_mutex_t sync_lock;
+	pthread_cond_t sync_cond;
+	bool stop;
+	atomic_bool delta_healthy; /* last delta round succeeded */
+	atomic_int offline_warned;
+	/* statfs: quota cached for a minute */
+	pthread_mutex_t quota_lock;
+	time_t quota_at;
+	uint64_t quota_total, quota_used;
+};
+
+/* The kernel's inode 1 is the mounted folder; the store's inode 1 (if any
+ * other item has it) is shown as the folder's store inode: a swap. */
+static uint64_t to_store(const struct fs *fs, uint64_t ino)
+{
+	if (ino == FS_ROOT_INO)
+		return fs->root_ino;
+	return ino == fs->root_ino ? FS_ROOT_INO : ino;
+}
+
+static uint64_t to_kernel(const struct fs *fs, uint64_t ino)
+{
+	if (ino == fs->root_ino)
+		return FS_ROOT_INO;
+	return ino == FS_ROOT_INO ? fs->root_ino : ino;
+}
+
+static void attr_from(const struct fs *fs, const struct meta_item *it,
+		      struct fs_attr *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->ino = to_kernel(fs, it->ino);
+	a->mode = it->is_dir ? (S_IFDIR | (0555 & ~fs->cfg.umask))
+			     : (S_IFREG | (0444 & ~fs->cfg.umask));
+	a->size = (uint64_t)it->size;
+	a->mtime = it->mtime;
+	a->ctime = it->mtime; /* ctime: last change we know of */
+	a->nlink = it->is_dir ? 2 : 1;
+	a->uid = fs->cfg.uid;
+	a->gid = fs->cfg.gid;
+}
+
+static int meta_from_graph(const struct graph_item *gi, uint64_t parent_ino,
+			   struct meta_item *mi)
+{
+	memset(mi, 0, sizeof(*mi));
+	mi->parent_ino = parent_ino;
+	mi->item_id = gi->id;
+	mi->name = gi->name;
+	mi->is_dir = gi->is_folder;
+	mi->size = gi->is_folder ? 0 : gi->size;
+	mi->mtime = gi->mtime;
+	mi->ctime = gi->ctime;
+	mi->etag = gi->etag;
+	mi->ctag = gi->ctag;
+	mi->quickxorhash = gi->quickxorhash;
+	mi->web_url = gi->web_url;
+	mi->modified_by = gi->modified_by;
+	return 0;
+}
+
+/* Items spfs does not show: OneNote packages, malware-flagged files. */
+static bool hidden(const struct graph_item *gi)
+{
+	if (gi->is_package || gi->is_malware) {
+		log_debug("hiding '%s' (%s)", gi->name ? gi->name : "?",
+			  gi->is_package ? "OneNote package" : "flagged as malware");
+		return true;
+	}
+	return false;
+}
+
+struct fs *fs_new(struct graph *g, struct meta *m, const char *drive_id,
+		  const char *root_id, const struct fs_config *cfg, int *err)
+{
+	struct fs *fs = calloc(1, sizeof(*fs));
+
+	if (!fs || !(fs->drive_id = strdup(drive_id)) ||
+	    !(fs->root_id = strdup(root_id))) {
+		if (fs)
+			free(fs->drive_id);
+		free(fs);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	fs->g = g;
+	fs->m = m;
+	fs->cfg = *cfg;
+	if (fs->cfg.list_ttl <= 0)
+		fs->cfg.list_ttl = 300;
+	pthread_mutex_init(&fs->list_lock, NULL);
+	pthread_mutex_init(&fs->sync_lock, NULL);
+	pthread_cond_init(&fs->sync_cond, NULL);
+	pthread_mutex_init(&fs->quota_lock, NULL);
+
+	/* The mounted folder must be in the store; fetch it unless cached
+	 * (a mount whose Graph is down still works from an existing cache). */
+	*err = meta_ino_of(m, root_id, &fs->root_ino);
+	if (*err == -ENOENT) {
+		struct graph_item gi;
+		struct meta_item mi;
+		*err = graph_item_get(g, drive_id, root_id, &gi);
+		if (!*err) {
+			meta_from_graph(&gi, 0, &mi);
+			mi.name = (char *)"";
+			*err = meta_upsert(m, &mi, &fs->root_ino);
+			graph_item_release(&gi);
+		}
+	}
+	if (*err) {
+		fs_free(fs);
+		return NULL;
+	}
+	return fs;
+}
+
+void fs_free(struct fs *fs)
+{
+	if (!fs)
+		return;
+	fs_stop_sync(fs);
+	pthread_mutex_destroy(&fs->list_lock);
+	pthread_mutex_destroy(&fs->sync_lock);
+	pthread_cond_destroy(&fs->sync_cond);
+	pthread_mutex_destroy(&fs->quota_lock);
+	free(fs->drive_id);
+	free(fs->root_id);
+	free(fs);
+}
+
+void fs_set_notify(struct fs *fs, const struct fs_notify *n) { fs->notify = *n; }
+
+/* ---- listing ------------------------------------------------------------- */
+
+struct listing {
+	struct graph_item *items;
+	size_t n, cap;
+};
+
+static int collect(void *ctx, const struct graph_item *gi)
+{
+	struct listing *l = ctx;
+
+	if (hidden(gi))
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 256;
+		struct graph_item *p = realloc(l->items, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		l->items = p;
+		l->cap = cap;
+	}
+	/* Take a deep copy: the walk releases its item after the call. */
+	struct graph_item *c = &l->items[l->n];
+	memset(c, 0, sizeof(*c));
+	*c = *gi;
+	char **s[] = {&c->id, &c->name, &c->parent_id, &c->etag, &c->ctag,
+		      &c->quickxorhash, &c->web_url, &c->modified_by,
+		      &c->download_url};
+	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
+		if (*s[i] && !(*s[i] = strdup(*s[i]))) {
+			for (size_t k = 0; k < i; k++)
+				free(*s[k]);
+			for (size_t k = i + 1; k < sizeof(s) / sizeof(s[0]); k++)
+				*s[k] = NULL;
+			return -ENOMEM;
+		}
+	}
+	l->n++;
+	return 0;
+}
+
+struct store_listing {
+	struct fs *fs;
+	uint64_t folder;
+	struct listing *l;
+	uint64_t *stale; /* children before the listing, to sweep */
+	size_t nstale, capstale;
+};
+
+static int note_child(void *ctx, const struct meta_item *it)
+{
+	struct store_listing *s = ctx;
+
+	if (s->nstale == s->capstale) {
+		size_t cap = s->capstale ? s->capstale * 2 : 64;
+		uint64_t *p = realloc(s->stale, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		s->stale = p;
+		s->capstale = cap;
+	}
+	s->stale[s->nstale++] = it->ino;
+	return 0;
+}
+
+static int store_listing(struct meta *m, void *ctx)
+{
+	struct store_listing *s = ctx;
+	int err = meta_children(m, s->folder, note_child, s);
+
+	for (size_t i = 0; !err && i < s->l->n; i++) {
+		struct meta_item mi;
+		uint64_t ino;
+		meta_from_graph(&s->l->items[i], s->folder, &mi);
+		err = meta_upsert(m, &mi, &ino);
+		for (size_t k = 0; !err && k < s->nstale; k++)
+			if (s->stale[k] == ino)
+				s->stale[k] = 0;
+	}
+	for (size_t k = 0; !err && k < s->nstale; k++)
+		if (s->stale[k])
+			err = meta_delete_subtree(m, s->stale[k]);
+	if (!err)
+		err = meta_set_listed(m, s->folder, (int64_t)time(NULL));
+	return err;
+}
+
+/* Makes sure folder (store inode) has a listing we may serve. */
+static int ensure_listed(struct fs *fs, uint64_t folder)
+{
+	struct meta_item it;
+	struct listing l = {0};
+	int err;
+
+	pthread_mutex_lock(&fs->list_lock);
+	err = meta_get(fs->m, folder, &it);
+	if (err)
+		goto out;
+	if (!it.is_dir) {
+		err = -ENOTDIR;
+		goto out_item;
+	}
+	time_t now = time(NULL);
+	/* listed_at 1 marks a stale listing (after a delta resync). */
+	if (it.listed_at > 1 &&
+	    (atomic_load(&fs->delta_healthy) || now - it.listed_at < fs->cfg.list_ttl))
+		goto out_item;
+
+	err = graph_children(fs->g, fs->drive_id, it.item_id, collect, &l);
+	if (!err) {
+		struct store_listing s = {.fs = fs, .folder = folder, .l = &l};
+		err = meta_batch(fs->m, store_listing, &s);
+		free(s.stale);
+		atomic_store(&fs->offline_warned, 0);
+	} else if (it.listed_at > 0) {
+		if (!atomic_exchange(&fs->offline_warned, 1))
+			log_warn("Graph is unreachable or refusing (%s): serving the cached tree",
+				 strerror(-err));
+		err = 0;
+	} else {
+		log_warn("listing '%s' failed: %s", it.name[0] ? it.name : "/", strerror(-err));
+		if (err != -ENOENT && err != -EACCES && err != -ENOMEM)
+			err = -EIO;
+	}
+	for (size_t i = 0; i < l.n; i++)
+		graph_item_release(&l.items[i]);
+	free(l.items);
+out_item:
+	meta_item_release(&it);
+out:
+	pthread_mutex_unlock(&fs->list_lock);
+	return err;
+}
+
+int fs_lookup(struct fs *fs, uint64_t parent, const char *name,
+	      struct fs_attr *out)
+{
+	struct meta_item it;
+	uint64_t p = to_store(fs, parent);
+	int err = ensure_listed(fs, p);
+
+	if (err)
+		return err;
+	err = meta_lookup(fs->m, p, name, &it);
+	if (err)
+		return err;
+	attr_from(fs, &it, out);
+	meta_item_release(&it);
+	return 0;
+}
+
+int fs_getattr(struct fs *fs, uint64_t ino, struct fs_attr *out)
+{
+	struct meta_item it;
+	int err = meta_get(fs->m, to_store(fs, ino), &it);
+
+	if (err)
+		return err;
+	attr_from(fs, &it, out);
+	meta_item_release(&it);
+	return 0;
+}
+
+struct readdir_ctx {
+	struct fs *fs;
+	int (*fn)(void *ctx, const struct fs_dirent *e);
+	void *ctx;
+};
+
+static int readdir_one(void *ctx, const struct meta_item *it)
+{
+	struct readdir_ctx *r = ctx;
+	struct fs_dirent e = {.name = it->name};
+
+	attr_from(r->fs, it, &e.attr);
+	return r->fn(r->ctx, &e);
+}
+
+int fs_readdir(struct fs *fs, uint64_t ino,
+	       int (*fn)(void *ctx, const struct fs_dirent *e), void *ctx)
+{
+	uint64_t folder = to_store(fs, ino);
+	struct readdir_ctx r = {fs, fn, ctx};
+	int err = ensure_listed(fs, folder);
+
+	return err ? err : meta_children(fs->m, folder, readdir_one, &r);
+}
+
+/* ---- xattrs and statfs ------------------------------------------------------ */
+
+static const char *const xattr_names[] = {
+	"user.sharepoint.id",	      "user.sharepoint.etag",
+	"user.sharepoint.ctag",	      "user.sharepoint.quickxorhash",
+	"user.sharepoint.weburl",     "user.sharepoint.modified_by",
+};
+
+static const char *xattr_value(const struct meta_item *it, size_t i)
+{
+	const char *v[] = {it->item_id, it->etag, it->ctag, it->quickxorhash,
+			   it->web_url, it->modified_by};
+	return v[i];
+}
+
+int fs_getxattr(struct fs *fs, uint64_t ino, const char *name, char *buf,
+		size_t size)
+{
+	struct meta_item it;
+	int err = meta_get(fs->m, to_store(fs, ino), &it);
+
+	if (err)
+		return err;
+	err = -ENODATA;
+	for (size_t i = 0; i < sizeof(xattr_names) / sizeof(xattr_names[0]); i++) {
+		const char *v = xattr_value(&it, i);
+		if (strcmp(name, xattr_names[i]) != 0 || !v)
+			continue;
+		size_t n = strlen(v);
+		if (size && size < n)
+			err = -ERANGE;
+		else {
+			if (size)
+				memcpy(buf, v, n);
+			err = (int)n;
+		}
+		break;
+	}
+	meta_item_release(&it);
+	return err;
+}
+
+int fs_listxattr(struct fs *fs, uint64_t ino, char *buf, size_t size)
+{
+	struct meta_item it;
+	size_t total = 0;
+	int err = meta_get(fs->m, to_store(fs, ino), &it);
+
+	if (err)
+		return err;
+	for (size_t i = 0; i < sizeof(xattr_names) / sizeof(xattr_names[0]); i++) {
+		if (!xattr_value(&it, i))
+			continue;
+		size_t n = strlen(xattr_names[i]) + 1;
+		if (size && total + n <= size)
+			memcpy(buf + total, xattr_names[i], n);
+		total += n;
+	}
+	meta_item_release(&it);
+	if (size && total > size)
+		return -ERANGE;
+	return (int)total;
+}
+
+int fs_statfs(struct fs *fs, struct statvfs *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->f_bsize = 4096;
+	out->f_frsize = 4096;
+	out->f_namemax = 255;
+	/* The library's quota, asked at most once a minute; the last answer
+	 * (or zeros) when Graph cannot be reached. */
+	pthread_mutex_lock(&fs->quota_lock);
+	time_t now = time(NULL);
+	if (now - fs->quota_at >= 60) {
+		uint64_t t, u;
+		fs->quota_at = now;
+		pthread_mutex_unlock(&fs->quota_lock);
+		int err = graph_drive_quota(fs->g, fs->drive_id, &t, &u);
+		pthread_mutex_lock(&fs->quota_lock);
+		if (!err) {
+			fs->quota_total = t;
+			fs->quota_used = u;
+		}
+	}
+	uint64_t total = fs->quota_total, used = fs->quota_used;
+	pthread_mutex_unlock(&fs->quota_lock);
+	out->f_blocks = total / 4096;
+	out->f_bfree = total > used ? (total - used) / 4096 : 0;
+	out->f_bavail = out->f_bfree;
+	out->f_flag = ST_RDONLY | ST_NOSUID;
+	return 0;
+}
+
+/* ---- delta -------------------------------------------------------------------- */
+
+struct inval {
+	uint64_t parent; /* 0: inode only */
+	char *name;
+	uint64_t ino;
+};
+
+struct delta_round {
+	struct fs *fs;
+	struct inval *inval;
+	size_t ninval, capinval;
+	struct graph_item *items;
+	size_t nitems, capitems;
+};
+
+static int add_inval(struct delta_round *d, uint64_t parent, const char *name,
+		     uint64_t ino)
+{
+	if (d->ninval == d->capinval) {
+		size_t cap = d->capinval ? d->capinval * 2 : 64;
+		struct inval *p = realloc(d->inval, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		d->inval = p;
+		d->capinval = cap;
+	}
+	struct inval *v = &d->inval[d->ninval];
+	v->parent = parent;
+	v->ino = ino;
+	v->name = name ? strdup(name) : NULL;
+	if (name && !v->name)
+		return -ENOMEM;
+	d->ninval++;
+	return 0;
+}
+
+static int delta_collect(void *ctx, const struct graph_item *gi)
+{
+	struct delta_round *d = ctx;
+	struct listing l = {d->items, d->nitems, d->capitems};
+	int err = collect(&l, gi);
+
+	d->items = l.items;
+	d->nitems = l.n;
+	d->capitems = l.cap;
+	return err;
+}
+
+/* Applies one item of a delta page inside the store transaction. */
+static int apply_one(struct delta_round *d, const struct graph_item *gi)
+{
+	struct fs *fs = d->fs;
+	struct meta *m = fs->m;
+	uint64_t ino = 0, parent = 0;
+	struct meta_item old;
+	int have = meta_ino_of(m, gi->id, &ino) == 0;
+	int err = 0;
+
+	if (have && (err = meta_get(m, ino, &old)))
+		return err;
+	if (gi->deleted) {
+		if (have && ino != fs->root_ino) {
+			err = add_inval(d, old.parent_ino, old.name, ino);
+			err = err ? err : meta_delete_subtree(m, ino);
+		}
+		goto out;
+	}
+	if (gi->is_root || (have && ino == fs->root_ino)) {
+		if (have) {
+			struct meta_item mi;
+			meta_from_graph(gi, old.parent_ino, &mi);
+			mi.name = old.name;
+			err = meta_upsert(m, &mi, &ino);
+			err = err ? err : add_inval(d, 0, NULL, ino);
+		}
+		goto out;
+	}
+	struct meta_item pi;
+	int parent_known = gi->parent_id && meta_ino_of(m, gi->parent_id, &parent) == 0 &&
+			   meta_get(m, parent, &pi) == 0;
+	int parent_listed = parent_known && pi.listed_at > 0;
+	if (parent_known)
+		meta_item_release(&pi);
+
+	if (!parent_listed) {
+		/* Moved out of what we keep, or never seen: forget it. */
+		if (have) {
+			err = add_inval(d, old.parent_ino, old.name, ino);
+			err = err ? err : meta_delete_subtree(m, ino);
+		}
+		goto out;
+	}
+	if (hidden(gi))
+		goto out;
+	struct meta_item mi;
+	meta_from_graph(gi, parent, &mi);
+	err = meta_upsert(m, &mi, &ino);
+	if (!err && have && (old.parent_ino != parent || strcmp(old.name, gi->name) != 0))
+		err = add_inval(d, old.parent_ino, old.name, 0);
+	/* The new name may be cached as a negative entry. */
+	err = err ? err : add_inval(d, parent, gi->name, 0);
+	err = err ? err : add_inval(d, 0, NULL, ino);
+out:
+	if (have)
+		meta_item_release(&old);
+	return err;
+}
+
+static int apply_round(struct meta *m, void *ctx)
+{
+	struct delta_round *d = ctx;
+	int err = 0;
+
+	(void)m;
+	for (size_t i = 0; !err && i < d->nitems; i++)
+		err = apply_one(d, &d->items[i]);
+	return err;
+}
+
+static void notify_all(struct fs *fs, struct delta_round *d)
+{
+	for (size_t i = 0; i < d->ninval; i++) {
+		struct inval *v = &d->inval[i];
+		if (v->name && fs->notify.inval_entry)
+			fs->notify.inval_entry(fs->notify.ctx, to_kernel(fs, v->parent),
+					       v->name);
+		if (v->ino && fs->notify.inval_inode)
+			fs->notify.inval_inode(fs->notify.ctx, to_kernel(fs, v->ino));
+		free(v->name);
+	}
+}
+
+static void round_release(struct delta_round *d)
+{
+	for (size_t i = 0; i < d->nitems; i++)
+		graph_item_release(&d->items[i]);
+	free(d->items);
+	free(d->inval);
+	memset(d, 0, sizeof(*d));
+}
+
+/* One poll: fetch the delta pages, apply them, store the new link. */
+static int delta_once(struct fs *fs)
+{
+	char *link = NULL, *next = NULL, *resync = NULL;
+	struct delta_round d = {.fs = fs};
+	int err;
+
+	if (meta_kv_get(fs->m, "delta_link", &link) == -ENOENT)
+		link = NULL;
+	err = graph_delta(fs->g, fs->drive_id, link, delta_collect, &d, &next, &resync);
+	if (err == -ESTALE) {
+		/* 410: our token is gone. Re-enumerate from the Location (or
+		 * from now on), and relist folders lazily; readers keep the
+		 * cached tree meanwhile. */
+		log_warn("delta: resync required; re-reading folders as they are used");
+		round_release(&d);
+		d.fs = fs;
+		free(next);
+		next = NULL;
+		err = graph_delta(fs->g, fs->drive_id, NULL, delta_collect, &d, &next, &resync);
+		if (!err) {
+			err = meta_unlist_all(fs->m);
+			err = err ? err : add_inval(&d, 0, NULL, fs->root_ino);
+		}
+	}
+	if (!err) {
+		err = meta_batch(fs->m, apply_round, &d);
+		if (!err)
+			err = meta_kv_set(fs->m, "delta_link", next);
+	}
+	if (!err)
+		notify_all(fs, &d);
+	else
+		for (size_t i = 0; i < d.ninval; i++)
+			free(d.inval[i].name);
+	round_release(&d);
+	free(link);
+	free(next);
+	free(resync);
+	return err;
+}
+
+static void *sync_main(void *arg)
+{
+	struct fs *fs = arg;
+	int warned = 0;
+
+	pthread_mutex_lock(&fs->sync_lock);
+	while (!fs->stop) {
+		pthread_mutex_unlock(&fs->sync_lock);
+		int err = delta_once(fs);
+		atomic_store(&fs->delta_healthy, err == 0);
+		if (err && !warned) {
+			log_warn("delta: %s; serving the cached tree and retrying", strerror(-err));
+			warned = 1;
+		} else if (!err && warned) {
+			log_info("delta: recovered");
+			warned = 0;
+		}
+		pthread_mutex_lock(&fs->sync_lock);
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		double p = fs->cfg.poll_interval;
+		until.tv_sec += (time_t)p;
+		until.tv_nsec += (long)((p - (double)(time_t)p) * 1e9);
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		while (!fs->stop &&
+		       pthread_cond_timedwait(&fs->sync_cond, &fs->sync_lock, &until) == 0)
+			;
+	}
+	pthread_mutex_unlock(&fs->sync_lock);
+	return NULL;
+}
+
+int fs_start_sync(struct fs *fs)
+{
+	if (fs->cfg.poll_interval <= 0 || fs->sync_running)
+		return 0;
+	fs->stop = false;
+	int rc = pthread_create(&fs->sync_thread, NULL, sync_main, fs);
+	if (rc)
+		return -rc;
+	fs->sync_running = true;
+	return 0;
+}
+
+void fs_stop_sync(struct fs *fs)
+{
+	if (!fs->sync_running)
+		return;
+	pthread_mutex_lock(&fs->sync_lock);
+	fs->stop = true;
+	pthread_cond_broadcast(&fs->sync_cond);
+	pthread_mutex_unlock(&fs->sync_lock);
+	pthread_join(fs->sync_thread, NULL);
+	fs->sync_running = false;
+}

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SPFS_FS_FS_H
+#define SPFS_FS_FS_H
+
+/*
+ * Filesystem semantics over Graph (fetch) and the metadata store (keep):
+ * lookups and attributes come from sqlite; a folder is listed from Graph the
+ * first time it is needed and then kept current by the delta thread, which
+ * also tells the kernel exactly which entries and inodes changed. No FUSE
+ * headers here: the adapter registers callbacks.
+ *
+ * Inode numbers: FS_ROOT_INO is the mounted folder; every other number is the
+ * store's stable inode.
+ */
+
+#include <stdint.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define FS_ROOT_INO 1
+
+struct graph;
+struct meta;
+struct fs;
+
+struct fs_config {
+	uid_t uid;
+	gid_t gid;
+	mode_t umask;         /* applied to 0444 files and 0555 folders */
+	double poll_interval; /* seconds between delta polls */
+	double list_ttl;      /* seconds a listing is trusted without delta */
+};
+
+struct fs_attr {
+	uint64_t ino;
+	mode_t mode;
+	uint64_t size;
+	struct timespec mtime, ctime;
+	uint32_t nlink;
+	uid_t uid;
+	gid_t gid;
+};
+
+/* Borrows g and m. drive_id/root_id name the mounted folder. */
+struct fs *fs_new(struct graph *g, struct meta *m, const char *drive_id,
+		  const char *root_id, const struct fs_config *cfg, int *err);
+void fs_free(struct fs *fs);
+
+/* Kernel invalidation, called from the delta thread only, never with a lock
+ * held that a filesystem operation needs. */
+struct fs_notify {
+	void (*inval_entry)(void *ctx, uint64_t parent, const char *name);
+	void (*inval_inode)(void *ctx, uint64_t ino);
+	void *ctx;
+};
+void fs_set_notify(struct fs *fs, const struct fs_notify *n);
+
+/* Starts / stops the delta thread (poll_interval > 0). */
+int fs_start_sync(struct fs *fs);
+void fs_stop_sync(struct fs *fs);
+
+/* 0, -ENOENT, -ENOTDIR, -EIO (Graph unreachable and nothing cached), ... */
+int fs_lookup(struct fs *fs, uint64_t parent, const char *name,
+	      struct fs_attr *out);
+int fs_getattr(struct fs *fs, uint64_t ino, struct fs_attr *out);
+
+struct fs_dirent {
+	const char *name;
+	struct fs_attr attr;
+};
+/* Calls fn for each entry of a folder (listing it first if needed); a
+ * non-zero return from fn stops and is returned. */
+int fs_readdir(struct fs *fs, uint64_t ino,
+	       int (*fn)(void *ctx, const struct fs_dirent *e), void *ctx);
+
+/* Extended attributes user.sharepoint.{id,etag,ctag,quickxorhash,weburl,
+ * modified_by}. Returns the value's length (copied when size allows), or
+ * -ENODATA, -ERANGE. */
+int fs_getxattr(struct fs *fs, uint64_t ino, const char *name, char *buf,
+		size_t size);
+int fs_listxattr(struct fs *fs, uint64_t ino, char *buf, size_t size);
+
+int fs_statfs(struct fs *fs, struct statvfs *out);
+
+#endif

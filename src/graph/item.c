@@ -1,0 +1,466 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * driveItem JSON -> struct graph_item, and the paged walks (children, delta).
+ * json-c objects never leave this file. Every page is bounded by the HTTP
+ * layer's body limit; a nextLink seen before ends the walk with -ELOOP, and
+ * a walk has a page budget, so a misbehaving service cannot loop us forever.
+ */
+#include "config.h"
+
+#include "graph/item.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/url.h"
+#include "graph/graph.h"
+
+#define PAGE_BUDGET 100000
+#define RECENT_LINKS 8
+#define SELECT                                                                 \
+	"id,name,size,eTag,cTag,file,folder,package,root,deleted,malware,"    \
+	"fileSystemInfo,lastModifiedDateTime,createdDateTime,parentReference," \
+	"webUrl,lastModifiedBy,@microsoft.graph.downloadUrl"
+
+void graph_item_release(struct graph_item *it)
+{
+	char **s[] = {&it->id,   &it->name,	    &it->parent_id,
+		      &it->etag, &it->ctag,	    &it->quickxorhash,
+		      &it->web_url, &it->modified_by, &it->download_url};
+
+	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
+		free(*s[i]);
+	memset(it, 0, sizeof(*it));
+}
+
+int graph_parse_time(const char *s, struct timespec *out)
+{
+	struct tm tm;
+	int y, mo, d, h, mi, sec, n = 0;
+	long nsec = 0;
+
+	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi,
+			 &sec, &n) != 6)
+		return -EINVAL;
+	const char *p = s + n;
+	if (*p == '.') {
+		long scale = 100000000;
+		for (p++; *p >= '0' && *p <= '9'; p++) {
+			nsec += (*p - '0') * scale;
+			scale /= 10;
+		}
+	}
+	if (strcmp(p, "Z") != 0 && strcmp(p, "+00:00") != 0)
+		return -EINVAL;
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		return -EINVAL;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	out->tv_sec = timegm(&tm);
+	out->tv_nsec = nsec;
+	return 0;
+}
+
+/* Well-formed UTF-8, no overlongs or surrogates. */
+static int utf8_valid(const unsigned char *s, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		unsigned c = s[i];
+		size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+		if (!len || i + len > n)
+			return 0;
+		unsigned cp = len == 1 ? c : c & (0x7f >> len);
+		for (size_t k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+		    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		i += len;
+	}
+	return 1;
+}
+
+int graph_name_valid(const char *name, size_t len)
+{
+	return len > 0 && len <= 255 && !memchr(name, '/', len) &&
+	       !memchr(name, '\0', len) && strcmp(name, ".") != 0 &&
+	       strcmp(name, "..") != 0 &&
+	       utf8_valid((const unsigned char *)name, len);
+}
+
+static struct json_object *member(struct json_object *o, const char *key,
+				  json_type type)
+{
+	struct json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, type))
+		return NULL;
+	return v;
+}
+
+/* Copies an optional string member; -EINVAL if present with another type. */
+static int copy_str(struct json_object *o, const char *key, char **out)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
+		return 0;
+	if (!json_object_is_type(v, json_type_string))
+		return -EINVAL;
+	const char *s = json_object_get_string(v);
+	/* "\u0000" decodes to an embedded NUL: refuse rather than truncate. */
+	if (strlen(s) != (size_t)json_object_get_string_len(v))
+		return -EINVAL;
+	*out = strdup(s);
+	return *out ? 0 : -ENOMEM;
+}
+
+static int item_from_json(struct json_object *o, struct graph_item *it)
+{
+	struct json_object *v, *f;
+	int err = -EINVAL;
+
+	memset(it, 0, sizeof(*it));
+	if (!json_object_is_type(o, json_type_object))
+		return -EINVAL;
+	if (copy_str(o, "id", &it->id) || !it->id || !*it->id)
+		goto out;
+	it->deleted = member(o, "deleted", json_type_object) != NULL;
+	it->is_root = member(o, "root", json_type_object) != NULL;
+	struct json_object *parent = member(o, "parentReference", json_type_object);
+	if (parent && copy_str(parent, "id", &it->parent_id))
+		goto out;
+	if (copy_str(o, "name", &it->name))
+		goto out;
+	if (it->deleted) {
+		err = 0;
+		goto out;
+	}
+	if (!it->name || (!it->is_root && !graph_name_valid(it->name, strlen(it->name))))
+		goto out;
+	if ((v = member(o, "size", json_type_int))) {
+		it->size = json_object_get_int64(v);
+		if (it->size < 0)
+			goto out;
+	} else if (json_object_object_get_ex(o, "size", &v)) {
+		goto out;
+	}
+	f = member(o, "folder", json_type_object);
+	it->is_folder = f != NULL || it->is_root;
+	if (f && (v = member(f, "childCount", json_type_int)))
+		it->child_count = json_object_get_int64(v);
+	it->is_package = member(o, "package", json_type_object) != NULL;
+	it->is_malware = member(o, "malware", json_type_object) != NULL;
+	if (copy_str(o, "eTag", &it->etag) || copy_str(o, "cTag", &it->ctag) ||
+	    copy_str(o, "webUrl", &it->web_url) ||
+	    copy_str(o, "@microsoft.graph.downloadUrl", &it->download_url))
+		goto out;
+	struct json_object *file = member(o, "file", json_type_object);
+	struct json_object *hashes = member(file, "hashes", json_type_object);
+	if (hashes && copy_str(hashes, "quickXorHash", &it->quickxorhash))
+		goto out;
+	struct json_object *user = member(member(o, "lastModifiedBy", json_type_object),
+					  "user", json_type_object);
+	if (user && copy_str(user, "displayName", &it->modified_by))
+		goto out;
+
+	/* Client-set times first (what the user saw on their disk). */
+	struct json_object *fsi = member(o, "fileSystemInfo", json_type_object);
+	struct json_object *m = member(fsi, "lastModifiedDateTime", json_type_string);
+	if (!m)
+		m = member(o, "lastModifiedDateTime", json_type_string);
+	struct json_object *c = member(fsi, "createdDateTime", json_type_string);
+	if (!c)
+		c = member(o, "createdDateTime", json_type_string);
+	if (m && graph_parse_time(json_object_get_string(m), &it->mtime))
+		goto out;
+	if (c && graph_parse_time(json_object_get_string(c), &it->ctime))
+		goto out;
+	if (!c)
+		it->ctime = it->mtime;
+	err = 0;
+out:
+	if (err)
+		graph_item_release(it);
+	return err;
+}
+
+static struct json_object *parse_body(const struct http_response *resp)
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *obj = NULL;
+
+	if (!tok)
+		return NULL;
+	if (resp->body.data)
+		obj = json_tokener_parse_ex(tok, resp->body.data, (int)resp->body.len);
+	if (obj && (json_tokener_get_error(tok) != json_tokener_success ||
+		    !json_object_is_type(obj, json_type_object))) {
+		json_object_put(obj);
+		obj = NULL;
+	}
+	json_tokener_free(tok);
+	return obj;
+}
+
+int graph_item_parse(const char *json, size_t len, struct graph_item *out)
+{
+	struct http_response r;
+	int err;
+
+	http_response_init(&r);
+	err = buf_append(&r.body, json, len);
+	struct json_object *o = err ? NULL : parse_body(&r);
+	err = o ? item_from_json(o, out) : (err ? err : -EINVAL);
+	json_object_put(o);
+	http_response_release(&r);
+	return err;
+}
+
+static int get_item(struct graph *g, const char *path, const char *what,
+		    struct graph_item *out)
+{
+	struct http_response resp;
+	int err;
+
+	http_response_init(&resp);
+	err = graph_get(g, path, &resp);
+	if (!err && resp.status != 200)
+		err = resp.status == 404 ? -ENOENT : graph_fail(what, &resp);
+	if (!err) {
+		struct json_object *o = parse_body(&resp);
+		err = o ? item_from_json(o, out) : -EIO;
+		if (err)
+			log_warn("%s: malformed driveItem in the answer", what);
+		json_object_put(o);
+	}
+	http_response_release(&resp);
+	return err;
+}
+
+int graph_item_get(struct graph *g, const char *drive_id, const char *item_id,
+		   struct graph_item *out)
+{
+	struct buf path;
+	int err;
+
+	buf_init(&path, 4096);
+	err = buf_append_str(&path, "/drives/");
+	err = err ? err : url_path_segment_encode(&path, drive_id, strlen(drive_id));
+	err = err ? err : buf_append_str(&path, "/items/");
+	err = err ? err : url_path_segment_encode(&path, item_id, strlen(item_id));
+	err = err ? err : get_item(g, path.data, "get item", out);
+	buf_release(&path);
+	return err;
+}
+
+int graph_item_get_by_path(struct graph *g, const char *drive_id,
+			   const char *rel, struct graph_item *out)
+{
+	struct buf path;
+	int err;
+
+	buf_init(&path, 16384);
+	err = buf_append_str(&path, "/drives/");
+	err = err ? err : url_path_segment_encode(&path, drive_id, strlen(drive_id));
+	err = err ? err : buf_append_str(&path, "/root");
+	const char *p = rel;
+	while (*p == '/')
+		p++;
+	if (!err && *p) {
+		err = buf_append_str(&path, ":");
+		while (!err && *p) {
+			size_t n = strcspn(p, "/");
+			if (n) {
+				err = buf_append_str(&path, "/");
+				err = err ? err : url_path_segment_encode(&path, p, n);
+			}
+			p += n;
+			while (*p == '/')
+				p++;
+		}
+		err = err ? err : buf_append_str(&path, ":");
+	}
+	err = err ? err : get_item(g, path.data, "get item by path", out);
+	buf_release(&path);
+	return err;
+}
+
+/* Walks pages from first_url. For delta, *final_link receives the
+ * deltaLink; on 410, *resync_url the Location. */
+static int walk(struct graph *g, const char *first_url, const char *what,
+		graph_item_fn fn, void *ctx, char **final_link,
+		char **resync_url)
+{
+	char *recent[RECENT_LINKS] = {0};
+	char *url = strdup(first_url);
+	struct http_response resp;
+	int err = 0;
+
+	http_response_init(&resp);
+	if (!url)
+		return -ENOMEM;
+	for (int page = 0; url; page++) {
+		if (page >= PAGE_BUDGET) {
+			log_warn("%s: more than %d pages; giving up", what, PAGE_BUDGET);
+			err = -ELOOP;
+			break;
+		}
+		err = graph_get(g, url, &resp);
+		if (err)
+			break;
+		if (resp.status == 410 && resync_url) {
+			*resync_url = resp.location ? strdup(resp.location) : NULL;
+			err = -ESTALE;
+			break;
+		}
+		if (resp.status != 200) {
+			err = graph_fail(what, &resp);
+			break;
+		}
+		struct json_object *o = parse_body(&resp);
+		struct json_object *value = member(o, "value", json_type_array);
+		if (!value) {
+			log_warn("%s: malformed page (no JSON value array), %zu bytes",
+				 what, resp.body.len);
+			json_object_put(o);
+			err = -EIO;
+			break;
+		}
+		size_t n = json_object_array_length(value);
+		for (size_t i = 0; i < n && !err; i++) {
+			struct graph_item it;
+			int perr = item_from_json(json_object_array_get_idx(value, i), &it);
+			if (perr == -EINVAL) {
+				log_warn("%s: skipping an item with invalid fields or name", what);
+				continue;
+			}
+			if (perr) {
+				err = perr;
+				break;
+			}
+			err = fn(ctx, &it);
+			graph_item_release(&it);
+		}
+		struct json_object *next = member(o, "@odata.nextLink", json_type_string);
+		struct json_object *delta = member(o, "@odata.deltaLink", json_type_string);
+		free(url);
+		url = next ? strdup(json_object_get_string(next)) : NULL;
+		if (!url && delta && final_link)
+			*final_link = strdup(json_object_get_string(delta));
+		json_object_put(o);
+		if (err)
+			break;
+		if (url) {
+			for (int k = 0; k < RECENT_LINKS; k++) {
+				if (recent[k] && strcmp(recent[k], url) == 0) {
+					log_warn("%s: the service repeated a nextLink; stopping", what);
+					err = -ELOOP;
+				}
+			}
+			if (err)
+				break;
+			free(recent[page % RECENT_LINKS]);
+			recent[page % RECENT_LINKS] = strdup(url);
+		} else if (final_link && !*final_link) {
+			log_warn("%s: last page without a deltaLink", what);
+			err = -EIO;
+		}
+	}
+	free(url);
+	for (int k = 0; k < RECENT_LINKS; k++)
+		free(recent[k]);
+	http_response_release(&resp);
+	return err;
+}
+
+int graph_children(struct graph *g, const char *drive_id, const char *item_id,
+		   graph_item_fn fn, void *ctx)
+{
+	struct buf path;
+	int err;
+
+	buf_init(&path, 4096);
+	err = buf_append_str(&path, "/drives/");
+	err = err ? err : url_path_segment_encode(&path, drive_id, strlen(drive_id));
+	err = err ? err : buf_append_str(&path, "/items/");
+	err = err ? err : url_path_segment_encode(&path, item_id, strlen(item_id));
+	err = err ? err : buf_append_str(&path, "/children?$top=1000&$select=" SELECT);
+	err = err ? err : walk(g, path.data, "list folder", fn, ctx, NULL, NULL);
+	buf_release(&path);
+	return err;
+}
+
+int graph_delta(struct graph *g, const char *drive_id, const char *link,
+		graph_item_fn fn, void *ctx, char **delta_link,
+		char **resync_url)
+{
+	struct buf path;
+	int err = 0;
+
+	*delta_link = NULL;
+	*resync_url = NULL;
+	buf_init(&path, 4096);
+	if (link) {
+		err = buf_append_str(&path, link);
+	} else {
+		err = buf_append_str(&path, "/drives/");
+		err = err ? err : url_path_segment_encode(&path, drive_id, strlen(drive_id));
+		err = err ? err : buf_append_str(&path, "/root/delta?token=latest");
+	}
+	err = err ? err : walk(g, path.data, "delta", fn, ctx, delta_link, resync_url);
+	if (err) {
+		free(*delta_link);
+		*delta_link = NULL;
+	}
+	buf_release(&path);
+	return err;
+}
+
+int graph_drive_quota(struct graph *g, const char *drive_id, uint64_t *total,
+		      uint64_t *used)
+{
+	struct http_response resp;
+	struct buf path;
+	int err;
+
+	http_response_init(&resp);
+	buf_init(&path, 4096);
+	err = buf_append_str(&path, "/drives/");
+	err = err ? err : url_path_segment_encode(&path, drive_id, strlen(drive_id));
+	err = err ? err : buf_append_str(&path, "?$select=id,quota");
+	err = err ? err : graph_get(g, path.data, &resp);
+	if (!err && resp.status != 200)
+		err = graph_fail("drive quota", &resp);
+	if (!err) {
+		struct json_object *o = parse_body(&resp);
+		struct json_object *q = member(o, "quota", json_type_object);
+		struct json_object *t = member(q, "total", json_type_int);
+		struct json_object *u = member(q, "used", json_type_int);
+		if (t && u && json_object_get_int64(t) >= 0 && json_object_get_int64(u) >= 0) {
+			*total = (uint64_t)json_object_get_int64(t);
+			*used = (uint64_t)json_object_get_int64(u);
+		} else {
+			err = -EIO;
+		}
+		json_object_put(o);
+	}
+	buf_release(&path);
+	http_response_release(&resp);
+	return err;
+}

@@ -1,0 +1,76 @@
+"""Real FUSE mounts of spfs against the emulator, for integration tests."""
+
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "emulator"))
+
+BUILD = os.environ.get("SPFS_BUILDDIR", os.path.abspath(os.path.join(HERE, "..", "..")))
+SPFS = os.environ.get("SPFS_BIN", os.path.join(BUILD, "spfs"))
+
+
+def webhook_env(emu, **override):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}
+    env.update({"AZURE_CLIENT_ID": emu["client_id"], "AZURE_TENANT_ID": emu["tenant_id"],
+                "AZURE_AUTHORITY_HOST": emu["authority_host"],
+                "AZURE_FEDERATED_TOKEN_FILE": emu["sa_token_file"]})
+    env.update(override)
+    return env
+
+
+class Mount:
+    """spfs SOURCE MOUNTPOINT in the foreground; unmounted on stop()."""
+
+    def __init__(self, emu, mountpoint, cache_dir, source=None, opts="", log=None):
+        self.emu = emu
+        self.mountpoint = mountpoint
+        self.source = source or emu["site_url"]
+        os.makedirs(mountpoint, exist_ok=True)
+        o = f"graph_url={emu['graph_url']},cafile={emu['ca_file']},cache_dir={cache_dir}"
+        if opts:
+            o += "," + opts
+        self.log_path = log or mountpoint + ".log"
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([SPFS, "-f", self.source, mountpoint, "-o", o],
+                                     env=webhook_env(emu), stdout=self.log, stderr=self.log)
+        deadline = time.time() + 30
+        while not os.path.ismount(mountpoint):
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.stop()
+                raise RuntimeError(f"spfs did not mount: {self.read_log()}")
+            time.sleep(0.05)
+
+    def read_log(self):
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def stop(self):
+        if os.path.ismount(self.mountpoint):
+            subprocess.run(["fusermount3", "-u", self.mountpoint], check=False,
+                           capture_output=True)
+        if self.proc.poll() is None:
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if os.path.ismount(self.mountpoint):
+            subprocess.run(["fusermount3", "-uz", self.mountpoint], check=False)
+        self.log.close()
+        return self.proc.returncode
+
+
+def tree(root, with_ino=False):
+    """{relpath: (type, size, mtime[, ino])} for files and folders."""
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        for n in dirs + files:
+            p = os.path.join(dirpath, n)
+            st = os.lstat(p)
+            kind = "d" if os.path.isdir(p) else "f"
+            rec = (kind, st.st_size if kind == "f" else 0, int(st.st_mtime))
+            out[os.path.relpath(p, root)] = rec + ((st.st_ino,) if with_ino else ())
+    return out

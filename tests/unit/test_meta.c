@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: MIT */
+/* The sqlite metadata store, on a real database file. */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "cache/meta.h"
+
+static char dir[] = "/tmp/spfs-test-meta-XXXXXX";
+static char path[256];
+
+static int setup(void **state)
+{
+	(void)state;
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(path, sizeof(path), "%s/lib.meta.db", dir);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[300];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd);
+}
+
+static uint64_t put(struct meta *m, const char *id, uint64_t parent,
+		    const char *name, int is_dir, int64_t size)
+{
+	struct meta_item it = {.item_id = (char *)id, .parent_ino = parent,
+			       .name = (char *)name, .is_dir = is_dir, .size = size,
+			       .etag = (char *)"\"e\"", .mtime = {1700000000, 5}};
+	uint64_t ino = 0;
+
+	assert_int_equal(meta_upsert(m, &it, &ino), 0);
+	assert_true(ino > 0);
+	return ino;
+}
+
+static int count_child(void *ctx, const struct meta_item *it)
+{
+	(void)it;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static void test_items_and_inodes(void **state)
+{
+	int err;
+
+	(void)state;
+	unlink(path);
+	struct meta *m = meta_open(path, "b!drive", &err);
+	assert_non_null(m);
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+
+	uint64_t root = put(m, "ROOT", 0, "", 1, 0);
+	uint64_t a = put(m, "A", root, "reports", 1, 0);
+	uint64_t f = put(m, "F", a, "q3 #1.csv", 0, 42);
+	/* Upsert keeps the inode; rename/move update in place. */
+	assert_int_equal(put(m, "F", root, "moved.csv", 0, 43), f);
+
+	struct meta_item it;
+	assert_int_equal(meta_lookup(m, root, "moved.csv", &it), 0);
+	assert_int_equal(it.ino, f);
+	assert_int_equal(it.size, 43);
+	assert_int_equal(it.mtime.tv_nsec, 5);
+	assert_string_equal(it.etag, "\"e\"");
+	meta_item_release(&it);
+	assert_int_equal(meta_lookup(m, a, "q3 #1.csv", &it), -ENOENT);
+	/* Names are exact: no case folding. */
+	assert_int_equal(meta_lookup(m, root, "MOVED.csv", &it), -ENOENT);
+
+	assert_int_equal(meta_set_listed(m, a, 1234), 0);
+	assert_int_equal(meta_get(m, a, &it), 0);
+	assert_int_equal(it.listed_at, 1234);
+	meta_item_release(&it);
+	/* An update keeps the listing state. */
+	put(m, "A", root, "reports", 1, 0);
+	assert_int_equal(meta_get(m, a, &it), 0);
+	assert_int_equal(it.listed_at, 1234);
+	meta_item_release(&it);
+	assert_int_equal(meta_unlist_all(m), 0);
+	assert_int_equal(meta_get(m, a, &it), 0);
+	assert_int_equal(it.listed_at, 1);
+	meta_item_release(&it);
+
+	uint64_t deep = put(m, "D", a, "inner", 1, 0);
+	put(m, "DF", deep, "x", 0, 1);
+	int n = 0;
+	assert_int_equal(meta_children(m, root, count_child, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(meta_delete_subtree(m, a), 0);
+	uint64_t ino;
+	assert_int_equal(meta_ino_of(m, "DF", &ino), -ENOENT);
+	assert_int_equal(meta_ino_of(m, "F", &ino), 0);
+
+	assert_int_equal(meta_kv_get(m, "delta_link", NULL), -ENOENT);
+	assert_int_equal(meta_kv_set(m, "delta_link", "https://g/delta?token=1"), 0);
+	meta_close(m);
+
+	/* Reopen: inodes and values persist; a new item never reuses an old
+	 * inode number (AUTOINCREMENT). */
+	m = meta_open(path, "b!drive", &err);
+	assert_non_null(m);
+	assert_int_equal(meta_ino_of(m, "F", &ino), 0);
+	assert_int_equal(ino, f);
+	char *v = NULL;
+	assert_int_equal(meta_kv_get(m, "delta_link", &v), 0);
+	assert_string_equal(v, "https://g/delta?token=1");
+	free(v);
+	uint64_t fresh = put(m, "NEW", root, "new", 0, 0);
+	assert_true(fresh > deep);
+	meta_close(m);
+
+	/* A database made for another drive is refused. */
+	assert_null(meta_open(path, "b!other", &err));
+	assert_int_equal(err, -EINVAL);
+}
+
+static int batch_fail(struct meta *m, void *ctx)
+{
+	(void)ctx;
+	put(m, "TX", 0, "in-tx", 0, 0);
+	return -EIO;
+}
+
+static void test_batch_rolls_back(void **state)
+{
+	int err;
+	uint64_t ino;
+
+	(void)state;
+	unlink(path);
+	struct meta *m = meta_open(path, "b!drive", &err);
+	assert_int_equal(meta_batch(m, batch_fail, NULL), -EIO);
+	assert_int_equal(meta_ino_of(m, "TX", &ino), -ENOENT);
+	meta_close(m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_items_and_inodes),
+		cmocka_unit_test(test_batch_rolls_back),
+	};
+	log_set_level(LOG_ERROR);
+	log_set_fd(-1);
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
