@@ -127,6 +127,32 @@ class Browse(MountCase):
         for e in graph_after:
             self.assertGreaterEqual(e["t"], until - 0.05, e)
 
+    def test_mount_helper_and_ownership(self):
+        # What mount -t fuse.spfs (and an fstab line) runs: libfuse's
+        # helper, which execs spfs with the options mount(8) passes.
+        helper = shutil.which("mount.fuse3") or "/sbin/mount.fuse3"
+        mp = os.path.join(self.tmp, "mnt-helper")
+        os.makedirs(mp, exist_ok=True)
+        env = webhook_env(self.emu)
+        env["PATH"] = os.path.dirname(SPFS) + os.pathsep + env.get("PATH", "")
+        opts = (f"rw,nosuid,nodev,graph_url={self.emu['graph_url']},cafile={self.ca},"
+                f"cache_dir={os.path.join(self.tmp, 'cache-helper')},poll_interval=0,"
+                "uid=1234,gid=2345,umask=027")
+        r = subprocess.run([helper, self.emu["site_url"], mp, "-t", "fuse.spfs", "-o", opts],
+                           env=env, capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        try:
+            self.assertTrue(wait_until(lambda: os.path.ismount(mp), 10))
+            with open("/proc/mounts", encoding="utf-8") as f:
+                line = [l for l in f if f" {mp} " in l][0]
+            self.assertIn("fuse.spfs", line)
+            self.assertIn(" ro,", line)
+            st = os.stat(os.path.join(mp, "empty.csv"))
+            self.assertEqual((st.st_uid, st.st_gid, st.st_mode & 0o777), (1234, 2345, 0o440))
+            self.assertEqual(os.stat(os.path.join(mp, "names")).st_mode & 0o777, 0o550)
+        finally:
+            subprocess.run(["fusermount3", "-u", mp], check=False)
+
     def test_remount_inodes_and_offline(self):
         m = self.mount(name="mnt-r", cache="cache-r", opts="poll_interval=0")
         first = tree(m.mountpoint, with_ino=True)
