@@ -1,14 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Client-certificate assertion (OpenSSL 3 EVP only). The certificate's DER
- * thumbprints are computed once at load; each assertion gets a fresh jti
- * from RAND_bytes so Entra's replay protection never trips.
+ * Client-certificate assertion (OpenSSL 3 EVP only, no deprecated APIs).
+ *
+ * Design: the certificate's DER thumbprints are computed once at load and the
+ * certificate itself is dropped; only the key stays in memory. Each assertion
+ * gets a fresh jti from RAND_bytes so Entra's replay protection never trips.
+ * Loading never prompts: an encrypted key is refused with a message (a
+ * daemon has no terminal, and OpenSSL's default would read one). The JSON is
+ * written by hand with proper escaping because the shape is fixed and json-c's
+ * default output escapes '/' in the audience URL.
  */
 #include "config.h"
 
 #include "auth/assertion.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -18,15 +25,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/b64.h"
 #include "base/buf.h"
 #include "base/log.h"
 
+#define ASSERTION_LIFETIME 600 /* seconds, as MSAL does */
+
 struct cert_credential {
 	EVP_PKEY *key;
 	char x5t_s256[64]; /* base64url(SHA-256(DER)) */
-	char x5t[40];      /* base64url(SHA-1(DER)) */
+	char x5t[40];	   /* base64url(SHA-1(DER)) */
 };
 
 void cert_credential_free(struct cert_credential *c)
@@ -43,64 +53,122 @@ static int open_pem(const char *path, FILE **f)
 	return *f ? 0 : -errno;
 }
 
+/* Passphrase callback: never prompt, remember that one was wanted. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	*(int *)u = 1;
+	return -1;
+}
+
+/* Warns about a certificate Entra will refuse for its dates or key size;
+ * loading still succeeds (the clock may be what is wrong). */
+static void check_usable(const char *path, X509 *x, EVP_PKEY *key)
+{
+	const ASN1_TIME *na = X509_get0_notAfter(x);
+	const ASN1_TIME *nb = X509_get0_notBefore(x);
+	struct tm tm;
+	char when[32] = "?";
+
+	if (X509_cmp_current_time(na) < 0) {
+		if (ASN1_TIME_to_tm(na, &tm) == 1)
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%SZ", &tm);
+		log_warn("client certificate %s expired on %s: Entra ID will "
+			 "refuse it",
+			 path, when);
+	} else if (X509_cmp_current_time(nb) > 0) {
+		if (ASN1_TIME_to_tm(nb, &tm) == 1)
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%SZ", &tm);
+		log_warn("client certificate %s is not valid before %s (check "
+			 "the clock)",
+			 path, when);
+	}
+	if (EVP_PKEY_get_bits(key) < 2048)
+		log_warn("client certificate %s has a %d-bit RSA key: Entra ID "
+			 "requires at least 2048",
+			 path, EVP_PKEY_get_bits(key));
+}
+
 struct cert_credential *cert_credential_load(const char *cert_path,
 					     const char *key_path, int *err)
 {
 	struct cert_credential *c = calloc(1, sizeof(*c));
+	const char *kpath = key_path ? key_path : cert_path;
 	X509 *x = NULL;
 	FILE *f = NULL;
 	unsigned char *der = NULL;
-	int e;
+	int e, wanted_passphrase = 0;
 
 	if (!c) {
-		*err = -ENOMEM;
-		return NULL;
+		e = -ENOMEM;
+		goto out;
 	}
 	e = open_pem(cert_path, &f);
 	if (e) {
 		log_error("client certificate %s: %s", cert_path, strerror(-e));
 		goto out;
 	}
-	x = PEM_read_X509(f, NULL, NULL, NULL);
+	/* The first certificate in the file is the client's (a chain may
+	 * follow); PEM blocks of other types before it are skipped. */
+	x = PEM_read_X509(f, NULL, no_passphrase, &wanted_passphrase);
 	fclose(f);
 	f = NULL;
 	if (!x) {
-		log_error("client certificate %s: no PEM certificate in the file", cert_path);
-		e = -EINVAL;
-		goto out;
-	}
-	e = open_pem(key_path ? key_path : cert_path, &f);
-	if (e) {
-		log_error("client certificate key %s: %s",
-			  key_path ? key_path : cert_path, strerror(-e));
-		goto out;
-	}
-	c->key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-	fclose(f);
-	f = NULL;
-	if (!c->key) {
-		log_error("client certificate: no (unencrypted) PEM private key in %s",
-			  key_path ? key_path : cert_path);
-		e = -EINVAL;
-		goto out;
-	}
-	if (EVP_PKEY_get_base_id(c->key) != EVP_PKEY_RSA) {
-		log_error("client certificate: the key is not RSA (Entra assertions use PS256/RS256)");
-		e = -EINVAL;
-		goto out;
-	}
-	if (X509_check_private_key(x, c->key) != 1) {
-		log_error("client certificate: the private key does not match the certificate %s",
+		log_error("client certificate %s: no PEM certificate "
+			  "(-----BEGIN CERTIFICATE-----) in the file",
 			  cert_path);
 		e = -EINVAL;
 		goto out;
 	}
+	e = open_pem(kpath, &f);
+	if (e) {
+		log_error("client certificate key %s: %s", kpath, strerror(-e));
+		goto out;
+	}
+	c->key =
+	    PEM_read_PrivateKey(f, NULL, no_passphrase, &wanted_passphrase);
+	fclose(f);
+	f = NULL;
+	if (!c->key) {
+		if (wanted_passphrase)
+			log_error(
+			    "client certificate key %s is encrypted: spfs "
+			    "cannot prompt for a passphrase; "
+			    "store it unencrypted with restrictive permissions "
+			    "(openssl pkey -in KEY -out KEY.plain)",
+			    kpath);
+		else
+			log_error(
+			    "client certificate key %s: no PEM private key "
+			    "(-----BEGIN PRIVATE KEY-----) in the file",
+			    kpath);
+		e = -EINVAL;
+		goto out;
+	}
+	if (EVP_PKEY_get_base_id(c->key) != EVP_PKEY_RSA) {
+		log_error(
+		    "client certificate key %s is not an RSA key (%s): Entra "
+		    "certificate credentials need RSA for PS256/RS256",
+		    kpath, EVP_PKEY_get0_type_name(c->key));
+		e = -EINVAL;
+		goto out;
+	}
+	if (X509_check_private_key(x, c->key) != 1) {
+		log_error("client certificate: the private key in %s does not "
+			  "match the certificate in %s",
+			  kpath, cert_path);
+		e = -EINVAL;
+		goto out;
+	}
+	check_usable(cert_path, x, c->key);
 
 	int der_len = i2d_X509(x, &der);
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int md_len = 0;
-	if (der_len <= 0 ||
-	    !EVP_Digest(der, (size_t)der_len, md, &md_len, EVP_sha256(), NULL)) {
+	if (der_len <= 0 || !EVP_Digest(der, (size_t)der_len, md, &md_len,
+					EVP_sha256(), NULL)) {
 		e = -EIO;
 		goto out;
 	}
@@ -119,8 +187,31 @@ out:
 		cert_credential_free(c);
 		c = NULL;
 	}
-	*err = e;
+	if (err)
+		*err = e;
 	return c;
+}
+
+/* Appends s as a JSON string literal (quotes included). */
+static int append_json_str(struct buf *out, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	int err = buf_append(out, "\"", 1);
+
+	for (const unsigned char *p = (const unsigned char *)s; *p && !err;
+	     p++) {
+		if (*p == '"' || *p == '\\') {
+			char esc[2] = {'\\', (char)*p};
+			err = buf_append(out, esc, 2);
+		} else if (*p < 0x20 || *p == 0x7f) {
+			char esc[6] = {'\\', 'u',	   '0',
+				       '0',  hex[*p >> 4], hex[*p & 15]};
+			err = buf_append(out, esc, 6);
+		} else {
+			err = buf_append(out, p, 1);
+		}
+	}
+	return err ? err : buf_append(out, "\"", 1);
 }
 
 /* Appends base64url(data). */
@@ -149,18 +240,24 @@ static int sign(EVP_PKEY *key, int legacy, const char *msg, size_t n,
 		return -ENOMEM;
 	if (EVP_DigestSignInit(md, &pctx, EVP_sha256(), NULL, key) != 1)
 		goto out;
+	/* PS256 (RFC 7518 §3.5): PSS, SHA-256, MGF1 with SHA-256, 32-byte
+	 * salt. All explicit rather than relying on OpenSSL's defaults. */
 	if (!legacy &&
 	    (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
-	     EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1))
+	     EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) != 1 ||
+	     EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, 32) != 1))
 		goto out;
-	if (EVP_DigestSign(md, NULL, sig_len, (const unsigned char *)msg, n) != 1)
+	if (EVP_DigestSign(md, NULL, sig_len, (const unsigned char *)msg, n) !=
+	    1)
 		goto out;
 	*sig = malloc(*sig_len);
 	if (!*sig) {
 		err = -ENOMEM;
 		goto out;
 	}
-	if (EVP_DigestSign(md, *sig, sig_len, (const unsigned char *)msg, n) != 1) {
+	if (EVP_DigestSign(md, *sig, sig_len, (const unsigned char *)msg, n) !=
+	    1) {
+		OPENSSL_cleanse(*sig, *sig_len);
 		free(*sig);
 		*sig = NULL;
 		goto out;
@@ -185,6 +282,11 @@ int cert_assertion_build(const struct cert_credential *c, const char *client_id,
 	*out = NULL;
 	buf_init_secret(&jwt, 64 * 1024);
 	buf_init(&json, 16 * 1024);
+	if (!c || !c->key || !client_id || !token_url || !*client_id ||
+	    !*token_url || now < 0 || now > LLONG_MAX - ASSERTION_LIFETIME) {
+		err = -EINVAL;
+		goto out;
+	}
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
 		err = -EIO;
 		goto out;
@@ -192,32 +294,37 @@ int cert_assertion_build(const struct cert_credential *c, const char *client_id,
 	rnd[6] = (rnd[6] & 0x0f) | 0x40;
 	rnd[8] = (rnd[8] & 0x3f) | 0x80;
 	snprintf(jti, sizeof(jti),
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%"
+		 "02x%02x",
 		 rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7],
 		 rnd[8], rnd[9], rnd[10], rnd[11], rnd[12], rnd[13], rnd[14],
 		 rnd[15]);
 
-	/* Client ids are GUIDs and the URL is ours: refuse anything that would
-	 * need JSON escaping rather than escape it. */
-	if (strpbrk(client_id, "\"\\") || strpbrk(token_url, "\"\\")) {
-		err = -EINVAL;
-		goto out;
-	}
-	err = legacy ? buf_appendf(&json,
-				   "{\"alg\":\"RS256\",\"typ\":\"JWT\",\"x5t\":\"%s\"}",
-				   c->x5t)
-		     : buf_appendf(&json,
-				   "{\"alg\":\"PS256\",\"typ\":\"JWT\",\"x5t#S256\":\"%s\"}",
-				   c->x5t_s256);
+	err =
+	    legacy
+		? buf_appendf(
+		      &json,
+		      "{\"alg\":\"RS256\",\"typ\":\"JWT\",\"x5t\":\"%s\"}",
+		      c->x5t)
+		: buf_appendf(
+		      &json,
+		      "{\"alg\":\"PS256\",\"typ\":\"JWT\",\"x5t#S256\":\"%s\"}",
+		      c->x5t_s256);
 	err = err ? err : append_b64url(&jwt, json.data, json.len);
 	err = err ? err : buf_append(&jwt, ".", 1);
 	buf_reset(&json);
-	err = err ? err
-		  : buf_appendf(&json,
-				"{\"aud\":\"%s\",\"iss\":\"%s\",\"sub\":\"%s\",\"jti\":\"%s\","
-				"\"nbf\":%lld,\"iat\":%lld,\"exp\":%lld}",
-				token_url, client_id, client_id, jti, now, now,
-				now + 600);
+	err = err ? err : buf_append_str(&json, "{\"aud\":");
+	err = err ? err : append_json_str(&json, token_url);
+	err = err ? err : buf_append_str(&json, ",\"iss\":");
+	err = err ? err : append_json_str(&json, client_id);
+	err = err ? err : buf_append_str(&json, ",\"sub\":");
+	err = err ? err : append_json_str(&json, client_id);
+	err =
+	    err ? err
+		: buf_appendf(
+		      &json,
+		      ",\"jti\":\"%s\",\"nbf\":%lld,\"iat\":%lld,\"exp\":%lld}",
+		      jti, now, now, now + ASSERTION_LIFETIME);
 	err = err ? err : append_b64url(&jwt, json.data, json.len);
 	if (err)
 		goto out;
@@ -230,6 +337,8 @@ int cert_assertion_build(const struct cert_credential *c, const char *client_id,
 	if (!*out)
 		err = -ENOMEM;
 out:
+	if (sig)
+		OPENSSL_cleanse(sig, sig_len);
 	free(sig);
 	buf_release(&jwt);
 	buf_release(&json);

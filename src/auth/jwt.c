@@ -1,21 +1,39 @@
 /* SPDX-License-Identifier: MIT */
-/* JWT claim decoding (no verification; see jwt.h). */
+/*
+ * JWT claim decoding (no verification; see jwt.h).
+ *
+ * Design: the token comes from a file kubelet writes or from Entra, so it is
+ * parsed as hostile input: each part is bounded before allocating, base64url
+ * is decoded strictly, the JSON must be exactly one object with nothing after
+ * it, and a claim of the wrong type fails the whole decode instead of being
+ * silently ignored (a diagnostic that misreports a claim is worse than none).
+ * Times are range-checked so callers can do arithmetic on them without
+ * overflow. json-c stays inside this file.
+ */
 #include "config.h"
 
 #include "auth/jwt.h"
 
 #include <errno.h>
 #include <json-c/json.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/b64.h"
 
 #define PART_MAX (64 * 1024)
+#ifdef JSON_TOKENER_VALIDATE_UTF8 /* json-c >= 0.15 */
+#define JWT_JSON_FLAGS (JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8)
+#else
+#define JWT_JSON_FLAGS JSON_TOKENER_STRICT
+#endif
+/* 9999-12-31T23:59:59Z: the largest NumericDate we accept. */
+#define TIME_MAX 253402300799LL
 
 void jwt_claims_release(struct jwt_claims *c)
 {
-	char **strs[] = {&c->alg, &c->kid, &c->iss,   &c->sub,
+	char **strs[] = {&c->alg, &c->kid,   &c->iss, &c->sub,
 			 &c->tid, &c->appid, &c->oid, &c->jti};
 
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
@@ -50,7 +68,10 @@ static int decode_part(const char *p, size_t n, struct json_object **out)
 		err = -ENOMEM;
 		goto out;
 	}
-	struct json_object *obj = json_tokener_parse_ex(tok, (char *)raw, (int)len);
+	/* Strict mode: no trailing commas, comments or NaN/Infinity. */
+	json_tokener_set_flags(tok, JWT_JSON_FLAGS);
+	struct json_object *obj =
+	    json_tokener_parse_ex(tok, (char *)raw, (int)len);
 	/* Trailing bytes after the JSON value mean a malformed part. */
 	if (obj && json_tokener_get_parse_end(tok) != (size_t)len) {
 		json_object_put(obj);
@@ -68,6 +89,21 @@ out:
 	return err;
 }
 
+/* Copies a JSON string. -EINVAL if it is not a string or holds a NUL (which
+ * would let a claim print as something other than what it is). */
+static int copy_str(struct json_object *v, char **out)
+{
+	const char *str;
+
+	if (!json_object_is_type(v, json_type_string))
+		return -EINVAL;
+	str = json_object_get_string(v);
+	if (strlen(str) != (size_t)json_object_get_string_len(v))
+		return -EINVAL;
+	*out = strdup(str);
+	return *out ? 0 : -ENOMEM;
+}
+
 /* Copies an optional string member. -EINVAL if present but not a string. */
 static int get_str(struct json_object *o, const char *key, char **out)
 {
@@ -75,10 +111,7 @@ static int get_str(struct json_object *o, const char *key, char **out)
 
 	if (!json_object_object_get_ex(o, key, &v))
 		return 0;
-	if (!json_object_is_type(v, json_type_string))
-		return -EINVAL;
-	*out = strdup(json_object_get_string(v));
-	return *out ? 0 : -ENOMEM;
+	return copy_str(v, out);
 }
 
 static int get_time(struct json_object *o, const char *key, long long *out,
@@ -88,12 +121,23 @@ static int get_time(struct json_object *o, const char *key, long long *out,
 
 	if (!json_object_object_get_ex(o, key, &v))
 		return 0;
-	if (json_object_is_type(v, json_type_int))
-		*out = json_object_get_int64(v);
-	else if (json_object_is_type(v, json_type_double))
-		*out = (long long)json_object_get_double(v);
-	else
+	if (json_object_is_type(v, json_type_int)) {
+		/* json-c saturates out-of-range integers at INT64_MAX/MIN,
+		 * which the range check below refuses. */
+		long long t = json_object_get_int64(v);
+		if (t < 0 || t > TIME_MAX)
+			return -EINVAL;
+		*out = t;
+	} else if (json_object_is_type(v, json_type_double)) {
+		/* NumericDate may be fractional; json-c also parses NaN and
+		 * Infinity, and the cast is undefined outside the range. */
+		double d = json_object_get_double(v);
+		if (!isfinite(d) || d < 0 || d > (double)TIME_MAX)
+			return -EINVAL;
+		*out = (long long)d;
+	} else {
 		return -EINVAL;
+	}
 	*has = 1;
 	return 0;
 }
@@ -108,10 +152,12 @@ static int get_str_list(struct json_object *o, const char *key, char ***out,
 		return 0;
 	if (json_object_is_type(v, json_type_string)) {
 		*out = calloc(1, sizeof(char *));
-		if (!*out || !((*out)[0] = strdup(json_object_get_string(v))))
+		if (!*out)
 			return -ENOMEM;
-		*n = 1;
-		return 0;
+		int err = copy_str(v, &(*out)[0]);
+		if (!err)
+			*n = 1;
+		return err;
 	}
 	if (!json_object_is_type(v, json_type_array))
 		return -EINVAL;
@@ -120,15 +166,31 @@ static int get_str_list(struct json_object *o, const char *key, char ***out,
 	if (!*out)
 		return -ENOMEM;
 	for (size_t i = 0; i < len; i++) {
-		struct json_object *e = json_object_array_get_idx(v, i);
-		if (!json_object_is_type(e, json_type_string))
-			return -EINVAL;
-		(*out)[i] = strdup(json_object_get_string(e));
-		if (!(*out)[i])
-			return -ENOMEM;
+		int err = copy_str(json_object_array_get_idx(v, i), &(*out)[i]);
+		if (err)
+			return err;
 		*n = i + 1;
 	}
 	return 0;
+}
+
+/* The signature is not checked, only its shape: empty (an unsecured JWT,
+ * alg "none") or strict base64url within the part bound. */
+static int check_signature(const char *p, size_t n)
+{
+	unsigned char *raw;
+	long len;
+
+	if (n == 0)
+		return 0;
+	if (n > PART_MAX)
+		return -EINVAL;
+	raw = malloc(b64_decoded_max(n) + 1);
+	if (!raw)
+		return -ENOMEM;
+	len = b64_decode(p, n, raw, B64_URL);
+	free(raw);
+	return len > 0 ? 0 : -EINVAL;
 }
 
 int jwt_decode(const char *token, size_t len, struct jwt_claims *out)
@@ -138,6 +200,8 @@ int jwt_decode(const char *token, size_t len, struct jwt_claims *out)
 	int err;
 
 	memset(out, 0, sizeof(*out));
+	if (!token)
+		return -EINVAL;
 	dot1 = memchr(token, '.', len);
 	if (!dot1)
 		return -EINVAL;
@@ -145,6 +209,9 @@ int jwt_decode(const char *token, size_t len, struct jwt_claims *out)
 	if (!dot2 || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)))
 		return -EINVAL;
 
+	err = check_signature(dot2 + 1, len - (size_t)(dot2 + 1 - token));
+	if (err)
+		return err;
 	err = decode_part(token, (size_t)(dot1 - token), &header);
 	if (err)
 		goto out;
@@ -163,7 +230,8 @@ int jwt_decode(const char *token, size_t len, struct jwt_claims *out)
 	err = err ? err : get_str(payload, "oid", &out->oid);
 	err = err ? err : get_str(payload, "jti", &out->jti);
 	err = err ? err : get_str_list(payload, "aud", &out->aud, &out->naud);
-	err = err ? err : get_str_list(payload, "roles", &out->roles, &out->nroles);
+	err = err ? err
+		  : get_str_list(payload, "roles", &out->roles, &out->nroles);
 	err = err ? err : get_time(payload, "exp", &out->exp, &out->has_exp);
 	err = err ? err : get_time(payload, "nbf", &out->nbf, &out->has_nbf);
 	err = err ? err : get_time(payload, "iat", &out->iat, &out->has_iat);

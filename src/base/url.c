@@ -1,10 +1,19 @@
 /* SPDX-License-Identifier: MIT */
-/* URL string helpers; see url.h for the single encoding rule. */
+/*
+ * URL string helpers; see url.h for the single encoding rule.
+ *
+ * Design: everything is byte-wise and locale-free (no isalpha() surprises
+ * under a Turkish locale). The parser is deliberately narrow: it accepts the
+ * absolute http(s) URLs spfs is configured with or handed by Graph, and
+ * refuses what it cannot represent faithfully (userinfo, whitespace or
+ * control bytes, odd host characters) rather than guessing. Joins and the
+ * scope derivation never percent-decode, so what the user configured is what
+ * goes on the wire.
+ */
 #include "config.h"
 
 #include "base/url.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,12 +149,43 @@ void url_parts_release(struct url_parts *p)
 	memset(p, 0, sizeof(*p));
 }
 
+/* Bytes that may never appear anywhere in a URL we accept. */
+static int url_bytes_ok(const char *url)
+{
+	for (const unsigned char *q = (const unsigned char *)url; *q; q++)
+		if (*q <= 0x20 || *q >= 0x7f || *q == '\\')
+			return 0;
+	return 1;
+}
+
+/* reg-name hosts: letters, digits, '-', '.', '_' ('~' is legal but no
+ * resolver wants it); IPv6 literals: hex digits, ':' and '.' (v4-mapped). */
+static int host_ok(const char *h, size_t n, int v6)
+{
+	int colons = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)h[i];
+		if (v6) {
+			if (c == ':')
+				colons++;
+			else if (hexval((char)c) < 0 && c != '.')
+				return 0;
+		} else if (!unreserved(c) || c == '~') {
+			return 0;
+		}
+	}
+	return !v6 || colons >= 2;
+}
+
 int url_parse(const char *url, struct url_parts *out)
 {
 	const char *p, *host, *host_end, *rest;
 	int err = -EINVAL;
 
 	memset(out, 0, sizeof(*out));
+	if (!url || !url_bytes_ok(url))
+		return -EINVAL;
 	if (strncasecmp(url, "https://", 8) == 0) {
 		out->scheme = strdup("https");
 		p = url + 8;
@@ -175,21 +215,22 @@ int url_parse(const char *url, struct url_parts *out)
 			host_end = auth_end;
 		rest = host_end;
 	}
-	if (host_end == host)
+	if (host_end == host ||
+	    !host_ok(host, (size_t)(host_end - host), *p == '['))
 		goto out;
 	if (rest < auth_end) {
 		if (*rest != ':' || rest + 1 == auth_end)
 			goto out;
 		long port = 0;
 		for (const char *q = rest + 1; q < auth_end; q++) {
-			if (!isdigit((unsigned char)*q))
+			if (*q < '0' || *q > '9')
 				goto out;
 			port = port * 10 + (*q - '0');
 			if (port > 65535)
 				goto out;
 		}
-		if (port == 0)
-			goto out;
+		if (port == 0 || rest[1] == '0')
+			goto out; /* port 0, or a leading zero ("08443") */
 		out->port = (int)port;
 	}
 	err = -ENOMEM;
@@ -197,7 +238,8 @@ int url_parse(const char *url, struct url_parts *out)
 	if (!out->host)
 		goto out;
 	for (char *h = out->host; *h; h++)
-		*h = (char)tolower((unsigned char)*h);
+		if (*h >= 'A' && *h <= 'Z')
+			*h = (char)(*h - 'A' + 'a');
 
 	const char *path = auth_end;
 	size_t path_len = strcspn(path, "?#");
@@ -217,7 +259,9 @@ out:
 	return err;
 }
 
-/* scheme://host[:port] of a URL, or NULL. */
+/* scheme://host[:port] of a URL, or NULL. The scheme's default port is
+ * dropped: "https://graph.microsoft.com:443" is not a resource identifier
+ * Entra knows, "https://graph.microsoft.com" is. */
 static char *origin_of(const char *url)
 {
 	struct url_parts p;
@@ -226,12 +270,13 @@ static char *origin_of(const char *url)
 	if (url_parse(url, &p) != 0)
 		return NULL;
 	int v6 = strchr(p.host, ':') != NULL;
+	int dflt = strcmp(p.scheme, "https") == 0 ? 443 : 80;
 	size_t n = strlen(p.scheme) + strlen(p.host) + 16;
 	s = malloc(n);
 	if (s) {
-		if (p.port)
-			snprintf(s, n, "%s://%s%s%s:%d", p.scheme, v6 ? "[" : "",
-				 p.host, v6 ? "]" : "", p.port);
+		if (p.port && p.port != dflt)
+			snprintf(s, n, "%s://%s%s%s:%d", p.scheme,
+				 v6 ? "[" : "", p.host, v6 ? "]" : "", p.port);
 		else
 			snprintf(s, n, "%s://%s%s%s", p.scheme, v6 ? "[" : "",
 				 p.host, v6 ? "]" : "");
@@ -253,4 +298,7 @@ char *url_scope_for_resource(const char *graph_url)
 	return scope;
 }
 
-char *url_resource_for(const char *graph_url) { return origin_of(graph_url); }
+char *url_resource_for(const char *graph_url)
+{
+	return origin_of(graph_url);
+}
