@@ -1,30 +1,146 @@
 """Control interface for tests (plain HTTP JSON on loopback).
 
-Endpoints (all JSON; see README.md for bodies):
+Endpoints (all JSON; README.md documents the bodies):
   GET    /control/state            the state.json content
   GET    /control/requests         request log (?route=&since=)
   GET    /control/counters         requests per route
   POST   /control/reset            clear log, counters and token log
   GET    /control/token-requests   token requests: grant, method, assertion jti/iat/sub, result
-  POST   /control/faults           add a fault; DELETE /control/faults clears all
+  POST   /control/faults           add a fault; GET lists; DELETE clears (?id=N: one)
   POST   /control/download-urls    {"expire_now": true} and/or {"lifetime": seconds}
   POST   /control/token-lifetime   {"seconds": n}
   POST   /control/nextlink-lifetime {"seconds": n}
   POST   /control/mutate           create | mkdir | modify | delete | rename | move
   POST   /control/served-bytes     serve other bytes than listed for a path
   POST   /control/invalidate-delta all delta tokens answer 410 from now on
-  POST   /control/federated-credentials  {"op": "clear"} | {"op": "add", "issuer", "subject"}
+  POST   /control/federated-credentials  list | add | remove | clear | issuer-unreachable
 """
 
 import base64
 import json
 import random
+import threading
 import time
 
-from emu_http import send_json
+from emu_http import http_date, send_bytes, send_error_json, send_json
+
+NON_GRAPH_ROUTES = ("token", "imds", "oidc", "download")
+FAULT_KINDS = ("latency", "throttle", "status", "expired_token", "reset", "truncate", "malformed")
+
+
+class Faults:
+    """Injected faults, matched per route; each fires for the next `count`
+    matching requests, or on each with probability `rate`, or always."""
+
+    def __init__(self, emu):
+        self.emu = emu
+        self.lock = threading.Lock()
+        self.items = []
+        self.next_id = 1
+
+    def add(self, body):
+        if body.get("kind") not in FAULT_KINDS:
+            raise ValueError(f"kind must be one of {FAULT_KINDS}")
+        if body["kind"] == "expired_token" and body.get("route", "*") in NON_GRAPH_ROUTES:
+            raise ValueError("expired_token applies to Graph routes only")
+        rate = body.get("rate")
+        if rate is not None and not 0 <= float(rate) <= 1:
+            raise ValueError("rate must be within 0..1")
+        with self.lock:
+            fault = {"id": self.next_id, "route": body.get("route", "*"),
+                     "kind": body["kind"], "count": body.get("count"),
+                     "rate": None if rate is None else float(rate),
+                     "ms": body.get("ms", 0), "status": body.get("status"),
+                     "retry_after": body.get("retry_after", 1),
+                     "retry_after_format": body.get("retry_after_format", "seconds"),
+                     "ratelimit": body.get("ratelimit", False),
+                     "after_bytes": body.get("after_bytes")}
+            self.next_id += 1
+            self.items.append(fault)
+        return fault
+
+    def clear(self, fault_id=None):
+        with self.lock:
+            self.items = [f for f in self.items if fault_id is not None and f["id"] != fault_id]
+
+    def list(self):
+        with self.lock:
+            return [dict(f) for f in self.items]
+
+    @staticmethod
+    def _matches(fault, route):
+        r = fault["route"]
+        return r in ("*", route) or (isinstance(r, list) and route in r)
+
+    def pending(self, route):
+        """Whether a fault may still fire on route (download URLs are then
+        issued on the Python content host, which can act on it)."""
+        with self.lock:
+            return any(self._matches(f, route) and (f["count"] is None or f["count"] > 0)
+                       for f in self.items)
+
+    def apply(self, req):
+        """Applies matching faults; True when a response was already sent."""
+        fired = []
+        with self.lock:
+            for f in self.items:
+                if not self._matches(f, req.route):
+                    continue
+                if f["count"] is not None:
+                    if f["count"] <= 0:
+                        continue
+                    f["count"] -= 1
+                elif f["rate"] is not None and random.random() >= f["rate"]:
+                    continue
+                fired.append(dict(f))
+        for f in fired:
+            kind = f["kind"]
+            if kind == "latency":
+                time.sleep(f["ms"] / 1000.0)
+            elif kind == "throttle":
+                self._throttle(req, f)
+                return True
+            elif kind == "status":
+                self._status(req, f["status"] or 500, {})
+                return True
+            elif kind == "expired_token":
+                self.emu.graph_app.unauthorized(req, "Access token has expired or is not yet valid.")
+                return True
+            else:  # reset, truncate, malformed: act while the body is sent
+                req.extra_log["body_fault"] = f
+        return False
+
+    def _throttle(self, req, f):
+        status = f["status"] or 429
+        ra = f["retry_after"]
+        value = http_date(time.time() + ra) if f["retry_after_format"] == "date" else str(int(ra))
+        headers = {"Retry-After": value}
+        if f["ratelimit"]:
+            headers.update({"RateLimit-Limit": "1200", "RateLimit-Remaining": "0",
+                            "RateLimit-Reset": str(int(ra))})
+        req.extra_log["retry_after"] = ra
+        self._status(req, status, headers)
+
+    @staticmethod
+    def _status(req, status, headers):
+        """An error in the shape of the service the route belongs to."""
+        if req.route in ("token", "imds", "oidc"):
+            error = "temporarily_unavailable" if status in (429, 503) else "server_error"
+            return send_json(req, status, {"error": error,
+                                           "error_description": f"injected {status}"}, headers)
+        if req.route == "download":
+            return send_bytes(req, status, f"<html><body>{status}</body></html>".encode(),
+                              headers, "text/html")
+        code = {401: "unauthenticated", 403: "accessDenied", 404: "itemNotFound",
+                429: "activityLimitReached",
+                503: "serviceNotAvailable"}.get(status, "generalException")
+        send_error_json(req, status, code, "The request has been throttled"
+                        if status in (429, 503) else "injected failure", headers)
 
 
 class ControlApp:
+    """Dispatches /control/<name> to method_<name> (dashes as underscores)."""
+
     def __init__(self, emu):
         self.emu = emu
 
@@ -42,30 +158,32 @@ class ControlApp:
             return send_json(req, 404, {"error": f"no control endpoint {req.method} {name}"})
         try:
             result = fn(req, body)
-        except (KeyError, ValueError, FileExistsError, FileNotFoundError) as e:
+        except (KeyError, ValueError, TypeError, OSError) as e:
+            # FileExistsError/FileNotFoundError/IsADirectoryError are OSErrors.
             return send_json(req, 400, {"error": f"{type(e).__name__}: {e}"})
+        except RuntimeError as e:  # e.g. nginx did not reload
+            return send_json(req, 500, {"error": str(e)})
         send_json(req, 200, result if result is not None else {"ok": True})
 
+    # ---- observation ----
     def get_state(self, req, body):
         return self.emu.state
 
     def get_requests(self, req, body):
         route = req.q("route")
         since = float(req.q("since", default="0"))
-        with self.emu.lock:
-            log = [e for e in self.emu.request_log
-                   if (route is None or e["route"] == route) and e["t"] >= since]
-        return {"requests": log}
+        return {"requests": [e for e in self.emu.request_log_snapshot()
+                             if (route is None or e["route"] == route) and e["t"] >= since]}
 
     def get_counters(self, req, body):
         counts = {}
-        with self.emu.lock:
-            for e in self.emu.request_log:
-                if e["route"] != "control":
-                    counts[e["route"]] = counts.get(e["route"], 0) + 1
+        for e in self.emu.request_log_snapshot():
+            if e["route"] != "control":
+                counts[e["route"]] = counts.get(e["route"], 0) + 1
         return counts
 
     def post_reset(self, req, body):
+        self.emu.request_log_snapshot()  # consume nginx's log up to now
         with self.emu.lock:
             self.emu.request_log.clear()
         with self.emu.entra.lock:
@@ -75,34 +193,56 @@ class ControlApp:
         with self.emu.entra.lock:
             return {"requests": list(self.emu.entra.token_log)}
 
+    # ---- faults ----
     def post_faults(self, req, body):
-        kinds = ("latency", "throttle", "status", "expired_token", "reset", "truncate", "malformed")
-        if body.get("kind") not in kinds:
-            raise ValueError(f"kind must be one of {kinds}")
-        fault = {"id": len(self.emu.faults) + 1, "route": body.get("route", "*"),
-                 "kind": body["kind"], "count": body.get("count"), "rate": body.get("rate"),
-                 "ms": body.get("ms", 0), "status": body.get("status"),
-                 "retry_after": body.get("retry_after", 1),
-                 "retry_after_format": body.get("retry_after_format", "seconds"),
-                 "ratelimit": body.get("ratelimit", False),
-                 "after_bytes": body.get("after_bytes")}
-        with self.emu.lock:
-            self.emu.faults.append(fault)
-        return {"id": fault["id"]}
+        return {"id": self.emu.faults.add(body)["id"]}
+
+    def get_faults(self, req, body):
+        return {"faults": self.emu.faults.list()}
 
     def delete_faults(self, req, body):
-        with self.emu.lock:
-            self.emu.faults.clear()
+        fid = req.q("id")
+        self.emu.faults.clear(None if fid is None else int(fid))
 
     def post_download_urls(self, req, body):
         if body.get("expire_now"):
-            self.emu.download_epoch += 1
+            self.emu.expire_download_urls()
         if "lifetime" in body:
-            self.emu.download_url_lifetime = float(body["lifetime"])
+            lifetime = float(body["lifetime"])
+            if lifetime < 0:
+                raise ValueError("lifetime must be >= 0")
+            self.emu.urls.lifetime = lifetime
+        return {"lifetime": self.emu.urls.lifetime, "epoch": self.emu.urls.epoch}
 
+    # ---- Entra ----
     def post_token_lifetime(self, req, body):
-        self.emu.entra.token_lifetime = int(body["seconds"])
+        seconds = int(body["seconds"])
+        if seconds < 1:
+            raise ValueError("seconds must be >= 1")
+        self.emu.entra.token_lifetime = seconds
 
+    def post_federated_credentials(self, req, body):
+        """op: list | add | remove | clear | issuer-unreachable."""
+        ent = self.emu.entra
+        client = body.get("client_id", ent.client_id)
+        op = body.get("op", "list")
+        audience = body.get("audience", "api://AzureADTokenExchange")
+        if op == "clear":
+            ent.clear_fics(client)
+        elif op == "add":
+            ent.add_fic(client, body["issuer"], body["subject"], audience)
+        elif op == "remove":
+            if not ent.remove_fic(client, body["issuer"], body["subject"], audience):
+                raise KeyError("no such federated credential")
+        elif op == "issuer-unreachable":
+            ent.set_issuer_unreachable(body.get("issuer", self.emu.oidc_issuer),
+                                       bool(body.get("value", True)))
+        elif op != "list":
+            raise ValueError("op must be list, add, remove, clear or issuer-unreachable")
+        return {"federated_credentials": ent.list_fics(client),
+                "unreachable_issuers": sorted(ent.unreachable_issuers)}
+
+    # ---- Graph ----
     def post_nextlink_lifetime(self, req, body):
         self.emu.nextlink_lifetime = float(body["seconds"])
 
@@ -111,26 +251,15 @@ class ControlApp:
         with d.lock:
             d.delta_epoch += 1
 
-    def post_federated_credentials(self, req, body):
-        ent = self.emu.entra
-        client = body.get("client_id", ent.client_id)
-        if body.get("op") == "clear":
-            ent.clear_fics(client)
-        elif body.get("op") == "add":
-            ent.add_fic(client, body["issuer"], body["subject"],
-                        body.get("audience", "api://AzureADTokenExchange"))
-            ent.jwks_cache.clear()
-        else:
-            raise ValueError("op must be clear or add")
-
     @staticmethod
     def _content(body):
         if "content_b64" in body:
-            return base64.b64decode(body["content_b64"])
+            return base64.b64decode(body["content_b64"], validate=True)
         if "text" in body:
             return body["text"].encode()
-        size = int(body.get("size", 0))
-        return random.Random(body.get("seed", time.time())).randbytes(size)
+        if "size" not in body:
+            raise KeyError("content_b64, text or size (+ seed) is required")
+        return random.Random(body.get("seed", 0)).randbytes(int(body["size"]))
 
     def post_mutate(self, req, body):
         d = self.emu.drive_for(body)

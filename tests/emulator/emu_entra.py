@@ -71,6 +71,7 @@ class Entra:
         self.clients = {}     # client_id -> {"secrets": [...], "certs": {thumb: RsaKey}, "fics": [...]}
         self.token_log = []   # one entry per token request (never the secret material)
         self.jwks_cache = {}  # issuer -> (fetched_at, {kid: RsaKey})
+        self.unreachable_issuers = set()  # discovery fails for these (AADSTS90061)
 
     def token_keys(self):
         return {self.key.kid(): self.key.public()}
@@ -84,10 +85,33 @@ class Entra:
         with self.lock:
             self.clients[client_id]["fics"].append(
                 {"issuer": issuer, "subject": subject, "audiences": [audience]})
+            self.jwks_cache.pop(issuer, None)
+
+    def remove_fic(self, client_id, issuer, subject, audience="api://AzureADTokenExchange"):
+        with self.lock:
+            fics = self.clients[client_id]["fics"]
+            keep = [f for f in fics if (f["issuer"], f["subject"], f["audiences"][0])
+                    != (issuer, subject, audience)]
+            self.clients[client_id]["fics"] = keep
+            return len(keep) != len(fics)
 
     def clear_fics(self, client_id):
         with self.lock:
             self.clients[client_id]["fics"] = []
+
+    def list_fics(self, client_id):
+        with self.lock:
+            return [dict(f) for f in self.clients[client_id]["fics"]]
+
+    def set_issuer_unreachable(self, issuer, unreachable=True):
+        """Makes Entra's fetch of this issuer's discovery document fail, as
+        when a cluster's issuer is private or down (AADSTS90061)."""
+        with self.lock:
+            if unreachable:
+                self.unreachable_issuers.add(issuer)
+            else:
+                self.unreachable_issuers.discard(issuer)
+            self.jwks_cache.pop(issuer, None)
 
     def mint_access_token(self, client_id, audience, roles=("Sites.Selected",), oid=None):
         now = int(time.time())
@@ -102,6 +126,8 @@ class Entra:
 
     # ---- issuer discovery, as Entra does it: over public HTTPS ----
     def _issuer_keys(self, issuer):
+        if issuer in self.unreachable_issuers:
+            raise EntraError(90061)
         cached = self.jwks_cache.get(issuer)
         if cached and time.time() - cached[0] < 60:
             return cached[1]
@@ -133,7 +159,7 @@ class EntraApp:
         parts = [p for p in req.raw_path.split("/") if p]  # tolerates '//'
         if len(parts) == 4 and parts[1:] == ["oauth2", "v2.0", "token"]:
             req.route = "token"
-            if self.emu.apply_faults(req):
+            if self.emu.faults.apply(req):
                 return
             if req.method != "POST":
                 return send_json(req, 405, {"error": "invalid_request"})
@@ -316,7 +342,7 @@ class ImdsApp:
         if req.raw_path.lower() != "/metadata/identity/oauth2/token":
             return
         req.route = "imds"
-        if self.emu.apply_faults(req):
+        if self.emu.faults.apply(req):
             return
         entry = {"t": time.time(), "grant": "imds", "client_id": req.q("client_id"),
                  "method": "imds", "result": "error"}

@@ -1,11 +1,11 @@
-"""Microsoft Graph v1.0 drive API and the SharePoint content host.
+"""Microsoft Graph v1.0 drive API.
 
 Routes (PROTOCOL.md sections 4-9): sites by path/id, site drives, drives,
 root, items by id and by path (':' addressing, percent-decoding,
 case-insensitive), children with $top/$select and expiring nextLinks,
-/content -> 302 to a pre-authenticated download URL on the content host,
-Range on the content host, /root/delta with nextLink/deltaLink, token=latest
-and 410 resyncRequired. Every Graph route requires a valid bearer token.
+/content -> 302 to a pre-authenticated download URL on the separate content
+host (emu_content.py), /root/delta with nextLink/deltaLink, token=latest and
+410 resyncRequired. Every Graph route requires a valid bearer token.
 """
 
 import base64
@@ -13,13 +13,12 @@ import hashlib
 import hmac
 import json
 import mimetypes
-import os
 import re
 import time
 import urllib.parse
 
 from emu_crypto import JwtError, jwt_verify
-from emu_http import send_error_json, send_file_range, send_json, send_bytes
+from emu_http import send_bytes, send_error_json, send_json
 from emu_model import iso
 
 SELECT_ALWAYS = ("id",)
@@ -56,27 +55,24 @@ class GraphApp:
     def _authorized(self, req):
         authz = req.header("Authorization") or ""
         if not authz.startswith("Bearer "):
-            self._unauthorized(req, "Access token is empty.")
+            self.unauthorized(req, "Access token is empty.")
             return False
         token = authz[7:].strip()
         try:
             _, claims = jwt_verify(token, self.emu.entra.token_keys())
         except JwtError:
-            self._unauthorized(req, "CompactToken validation failed.")
+            self.unauthorized(req, "CompactToken validation failed.")
             return False
         now = time.time()
         if claims.get("exp", 0) <= now or claims.get("nbf", 0) > now + 300:
-            self._unauthorized(req, "Access token has expired or is not yet valid.")
+            self.unauthorized(req, "Access token has expired or is not yet valid.")
             return False
         if claims.get("aud") not in self.emu.graph_audiences():
-            self._unauthorized(req, "Invalid audience.")
-            return False
-        if token in self.emu.revoked_tokens:
-            self._unauthorized(req, "Access token has been revoked.")
+            self.unauthorized(req, "Invalid audience.")
             return False
         return True
 
-    def _unauthorized(self, req, message):
+    def unauthorized(self, req, message):
         send_error_json(req, 401, "InvalidAuthenticationToken", message, headers={
             "WWW-Authenticate": 'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000"'})
 
@@ -88,7 +84,7 @@ class GraphApp:
         rest = path[len("/v1.0"):]
         route, fn, args = self._match(rest)
         req.route = route
-        if self.emu.apply_faults(req):
+        if self.emu.faults.apply(req):
             return
         if fn is None:
             send_error_json(req, 400, "invalidRequest", f"Invalid request: {rest}")
@@ -101,6 +97,12 @@ class GraphApp:
         fn(req, *args)
 
     def _match(self, rest):
+        m = re.fullmatch(r"/sites/([^/:]+)/drive(/(?:root|items/).*)", rest)
+        if m:  # /sites/{id}/drive/root/delta etc.: the site's default library
+            site = self.emu.find_site_by_ref(urllib.parse.unquote(m.group(1)))
+            if site is None:
+                return "drive", self._site_not_found, ()
+            rest = f"/drives/{site.drives[0].id}{m.group(2)}"
         m = re.fullmatch(r"/sites/([^/:]+):(/.*?)(?::)?", rest)
         if m:
             return "site", self.site_by_path, (urllib.parse.unquote(m.group(1)),
@@ -134,6 +136,9 @@ class GraphApp:
         return "unknown", None, ()
 
     # ---- sites and drives ----
+    def _site_not_found(self, req):
+        send_error_json(req, 404, "itemNotFound", "Requested site could not be found")
+
     def site_by_path(self, req, host, path):
         site = self.emu.find_site(host, path)
         if not site:
@@ -200,6 +205,9 @@ class GraphApp:
         return {k: v for k, v in obj.items() if k in keep}
 
     def item_json(self, d, item, select=None, in_delta=False):
+        """driveItem as SharePoint returns it; in delta without
+        parentReference.path, cTag, createdBy and lastModifiedBy (ODB release
+        notes, PROTOCOL.md 8)."""
         if item.deleted:
             parent = d.items.get(item.parent_id)
             return {"id": item.id, "deleted": {},
@@ -212,7 +220,7 @@ class GraphApp:
         out = {"createdDateTime": iso(item.created), "eTag": item.etag, "id": item.id,
                "lastModifiedDateTime": iso(item.modified), "name": item.name,
                "webUrl": web, "size": d.folder_size(item) if item.is_folder else item.size,
-               "createdBy": user, "lastModifiedBy": user,
+               **({} if in_delta else {"createdBy": user, "lastModifiedBy": user}),
                "fileSystemInfo": {"createdDateTime": iso(item.created),
                                   "lastModifiedDateTime": iso(item.modified)}}
         if item.parent_id is None:
@@ -235,7 +243,7 @@ class GraphApp:
             out["file"] = {"mimeType": mime,
                            "hashes": {"quickXorHash": item.quickxorhash(d.hashes)}}
             if select is None or "@microsoft.graph.downloadUrl" in select:
-                out = {"@microsoft.graph.downloadUrl": self.emu.download_url(d, item), **out}
+                out = {"@microsoft.graph.downloadUrl": self.emu.download_url(item), **out}
         return self._pick(out, select)
 
     def _item(self, req, d, item_ref, relpath):
@@ -262,7 +270,7 @@ class GraphApp:
             if tail == "/content":
                 if item.is_folder:
                     return send_error_json(req, 400, "invalidRequest", "A folder has no content")
-                send_bytes(req, 302, b"", {"Location": self.emu.download_url(d, item)}, None)
+                send_bytes(req, 302, b"", {"Location": self.emu.download_url(item)}, None)
                 return
             inm = req.header("If-None-Match")
             if inm and inm in (item.etag, item.ctag):
@@ -306,45 +314,61 @@ class GraphApp:
 
     # ---- delta ----
     def delta(self, req, drive_id, fn_token):
+        """One delta page. Both links carry a single opaque `token` (the shape
+        seen from SharePoint: .../root/delta?token=...) plus the caller's
+        $select/$top, so following them verbatim keeps the projection."""
         d = self.emu.drives.get(drive_id)
         if not d:
             return send_error_json(req, 404, "itemNotFound", "The drive could not be found")
-        token = fn_token if fn_token is not None else req.q("token")
+        token = fn_token if fn_token is not None else req.q("token", "$deltatoken")
         select = self._select(req)
-        page_token = req.q("$skiptoken")
+        top_raw = req.q("$top", "top")
+        try:
+            top = DEFAULT_TOP if top_raw is None else int(top_raw)
+        except ValueError:
+            return send_error_json(req, 400, "invalidRequest", "Invalid $top")
+        if not 1 <= top <= MAX_TOP:
+            return send_error_json(req, 400, "invalidRequest", f"$top must be 1..{MAX_TOP}")
+        base = f"{self.emu.graph_url}/drives/{d.id}/root/delta"
+        keep = {}
+        if select is not None:
+            keep["$select"] = ",".join(select)
+        if top_raw is not None:
+            keep["$top"] = str(top)
+
+        def link(state):
+            q = dict(keep, token=_pack(self.secret, dict(state, e=d.delta_epoch)))
+            return f"{base}?" + urllib.parse.urlencode(q, safe="$,@.")
+
         with d.lock:
-            base = f"{self.emu.graph_url}/drives/{d.id}/root/delta"
-            if token == "latest" and not page_token:
-                return send_json(req, 200, {"value": [], "@odata.deltaLink":
-                                            f"{base}?token={_pack(self.secret, {'s': d.seq, 'e': d.delta_epoch})}"})
-            if page_token:
-                st = _unpack(self.secret, page_token)
+            if token == "latest":
+                return send_json(req, 200, {"value": [], "@odata.deltaLink": link({"s": d.seq})})
+            since, upto, offset = 0, d.seq, 0
+            if token:
+                st = _unpack(self.secret, token)
                 if not st or st.get("e") != d.delta_epoch:
                     return self._resync(req, base)
-                since, upto, offset = st["s"], st["u"], st["o"]
-            else:
-                since, offset, upto = 0, 0, d.seq
-                if token:
-                    st = _unpack(self.secret, token)
-                    if not st or st.get("e") != d.delta_epoch:
-                        return self._resync(req, base)
-                    since = st["s"]
+                since = st["s"]
+                if "u" in st:  # a nextLink: continue the same snapshot
+                    upto, offset = st["u"], st["o"]
             ids = self._changed_ids(d, since, upto)
-            top = DEFAULT_TOP
-            page = ids[offset:offset + top]
-            body = {"value": [self.item_json(d, d.items[i], select, in_delta=True) for i in page]}
+            page = [d.items[i] for i in ids[offset:offset + top]]
+            if since == 0:
+                page = [i for i in page if not i.deleted]
+            body = {"@odata.context": f"{self.emu.graph_url}/$metadata#Collection(driveItem)",
+                    "value": [self.item_json(d, i, select, in_delta=True) for i in page]}
             if offset + top < len(ids):
-                st = {"s": since, "u": upto, "o": offset + top, "e": d.delta_epoch}
-                body["@odata.nextLink"] = f"{base}?$skiptoken={_pack(self.secret, st)}"
+                body["@odata.nextLink"] = link({"s": since, "u": upto, "o": offset + top})
             else:
-                body["@odata.deltaLink"] = f"{base}?token={_pack(self.secret, {'s': upto, 'e': d.delta_epoch})}"
+                body["@odata.deltaLink"] = link({"s": upto})
             send_json(req, 200, body)
 
     def _changed_ids(self, d, since, upto):
-        """Latest state of every item changed in (since, upto], each once,
-        ancestors before descendants. Incremental pages include the parent
-        chain of changed items (as SharePoint does); a full enumeration
-        (since == 0) leaves out what was deleted."""
+        """Every item changed in (since, upto], each once, ancestors before
+        descendants; incremental pages include the parent chain of changed
+        items (as SharePoint does). Deleted items stay in the list so page
+        offsets are stable while a client pages; the page renderer leaves
+        them out of a full enumeration (since == 0)."""
         out, added = [], set()
 
         def add(item_id):
@@ -356,12 +380,9 @@ class GraphApp:
             if not since < seq <= upto:
                 continue
             item = d.items[item_id]
-            if item.deleted:
-                if since > 0:
-                    add(item_id)
-                continue
-            for anc in reversed(d.ancestors(item)):
-                add(anc.id)
+            if not item.deleted:
+                for anc in reversed(d.ancestors(item)):
+                    add(anc.id)
             add(item_id)
         return out
 
@@ -373,53 +394,3 @@ class GraphApp:
                         "the server doesn't know about.",
                         headers={"Location": base})
 
-
-class ContentApp:
-    """The pre-authenticated download host (download.aspx stand-in)."""
-
-    def __init__(self, emu):
-        self.emu = emu
-
-    def handle(self, req):
-        m = re.fullmatch(r"/download/([^/]+)", req.raw_path)
-        if not m:
-            return
-        req.route = "download"
-        if self.emu.apply_faults(req):
-            return
-        if req.method not in ("GET", "HEAD"):
-            return send_error_json(req, 405, "notAllowed", "GET or HEAD only")
-        d, item = self.emu.check_download(m.group(1), req.query)
-        if d is None:
-            # SharePoint answers an expired tempauth with 401 (PROTOCOL.md 7).
-            return send_bytes(req, 401, b"<html><body>401 UNAUTHORIZED</body></html>",
-                              content_type="text/html")
-        if item is None:
-            return send_bytes(req, 404, b"<html><body>404 FILE NOT FOUND</body></html>",
-                              content_type="text/html")
-        with d.lock:
-            path = item.served_path or item.content_path
-            size = os.path.getsize(path)
-            etag = item.etag
-        mime = mimetypes.guess_type(item.name)[0] or "application/octet-stream"
-        headers = {"Content-Type": mime, "Accept-Ranges": "bytes", "ETag": etag,
-                   "Last-Modified": time.strftime("%a, %d %b %Y %H:%M:%S GMT",
-                                                  time.gmtime(item.modified))}
-        rng = req.header("Range")
-        if rng:
-            m = re.fullmatch(r"bytes=(\d*)-(\d*)", rng.strip())
-            if not m or (m.group(1) == "" and m.group(2) == ""):
-                return send_file_range(req, 200, path, 0, size, headers)
-            if m.group(1) == "":
-                n = int(m.group(2))
-                start, end = max(0, size - n), size - 1
-            else:
-                start = int(m.group(1))
-                end = int(m.group(2)) if m.group(2) else size - 1
-            if start >= size or end < start:
-                headers["Content-Range"] = f"bytes */{size}"
-                return send_bytes(req, 416, b"", headers, None)
-            end = min(end, size - 1)
-            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-            return send_file_range(req, 206, path, start, end - start + 1, headers)
-        send_file_range(req, 200, path, 0, size, headers)

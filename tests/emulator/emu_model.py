@@ -4,14 +4,17 @@ A drive is a tree of items keyed by id. Ids, eTags and cTags are derived
 deterministically from the dataset path, so re-importing the same tree gives
 the same ids (spfs keeps inode numbers stable across remounts by id).
 Every mutation bumps the item's version and appends to the drive's change
-log, which is what /delta serves. Content of imported files is read from the
-dataset in place; mutated content is written copy-on-write under blobs/.
+log, which is what /delta serves. Content lives in a ContentStore, one file
+per (item, content version): imported files are symlinks into the dataset
+(never written), every content change writes a new file (copy-on-write), so
+a download URL that names version N keeps serving N's bytes, whichever
+content host (Python or nginx) serves it.
 """
 
 import base64
 import hashlib
-import mimetypes
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -29,6 +32,47 @@ def iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
+class ContentStore:
+    """content/{item-id}.{version}: the bytes of each content version.
+
+    Flat names so nginx can map /download/{id}/{version} onto a file with one
+    alias; symlinks for imported files keep a 1 GiB dataset from being copied."""
+
+    def __init__(self, directory):
+        # Fresh per run: files of an earlier run must not be served again.
+        self.dir = directory
+        shutil.rmtree(directory, ignore_errors=True)
+        os.makedirs(directory, mode=0o700)
+
+    def path(self, item_id, version):
+        return os.path.join(self.dir, f"{item_id}.{int(version)}")
+
+    def link(self, item_id, version, target):
+        path = self.path(item_id, version)
+        tmp = path + ".tmp"
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.symlink(os.path.abspath(target), tmp)
+        os.replace(tmp, path)
+        return path
+
+    def write(self, item_id, version, data):
+        """Writes atomically; replacing a symlink never touches its target."""
+        path = self.path(item_id, version)
+        tmp = path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+        return path
+
+    def drop(self, item_id, versions):
+        for v in versions:
+            try:
+                os.unlink(self.path(item_id, v))
+            except FileNotFoundError:
+                pass
+
+
 class Item:
     def __init__(self, item_id, name, parent_id, is_folder, mtime, ctime):
         self.id = item_id
@@ -40,10 +84,10 @@ class Item:
         self.content_version = 1  # cTag counter: content changes
         self.created = ctime
         self.modified = mtime
-        self.content_path = None  # files: where the bytes are
-        self.size = 0
+        self.content_path = None  # files: the current version in the ContentStore
+        self.size = 0             # listed size (may differ from served bytes)
         self._qxh = None
-        self.served_path = None   # set when served bytes differ from listing
+        self.rewritten = False    # served bytes differ from the listing
         self.deleted = False
         self.children = set()
 
@@ -78,8 +122,11 @@ class HashCache:
             pass
 
     def get(self, file_path):
-        st = os.stat(file_path)
-        key = f"{os.path.abspath(file_path)}|{st.st_size}|{st.st_mtime_ns}"
+        # Keyed by the real file (a store symlink resolves into the dataset),
+        # so --hash-cache is reusable by later emulators on the same dataset.
+        real = os.path.realpath(file_path)
+        st = os.stat(real)
+        key = f"{real}|{st.st_size}|{st.st_mtime_ns}"
         with self.lock:
             if key in self.entries:
                 return self.entries[key]
@@ -95,14 +142,14 @@ class HashCache:
 
 
 class Drive:
-    def __init__(self, drive_id, name, web_url, site_id, blob_dir, hash_cache,
+    def __init__(self, drive_id, name, web_url, site_id, store, hash_cache,
                  seed, hidden=False):
         self.id = drive_id
         self.name = name
         self.web_url = web_url
         self.site_id = site_id
         self.hidden = hidden
-        self.blob_dir = blob_dir
+        self.store = store
         self.hashes = hash_cache
         self.seed = seed
         self.lock = threading.RLock()
@@ -179,17 +226,10 @@ class Drive:
             if entry.is_dir():
                 self._import_dir(entry.path, item, child_rel)
             else:
-                item.content_path = entry.path
+                item.content_path = self.store.link(item.id, 1, entry.path)
                 item.size = st.st_size
 
     # ---- mutations (control interface) ----
-    def _blob(self, item, data):
-        os.makedirs(self.blob_dir, exist_ok=True)
-        path = os.path.join(self.blob_dir, f"{item.id}.{item.content_version}")
-        with open(path, "wb") as f:
-            f.write(data)
-        return path
-
     def _touch(self, item, content=False):
         item.version += 1
         if content:
@@ -208,18 +248,20 @@ class Drive:
             self.items[item.id] = item
             parent.children.add(item.id)
             if not folder:
-                item.content_path = self._blob(item, data or b"")
+                item.content_path = self.store.write(item.id, item.content_version, data or b"")
                 item.size = len(data or b"")
             self._record(item.id)
             return item
 
     def modify(self, item, data):
+        if item.is_folder:
+            raise IsADirectoryError(self.path_of(item))
         with self.lock:
             self._touch(item, content=True)
-            item.content_path = self._blob(item, data)
+            item.content_path = self.store.write(item.id, item.content_version, data)
             item.size = len(data)
             item._qxh = None
-            item.served_path = None
+            item.rewritten = False
 
     def rename(self, item, new_name):
         with self.lock:
@@ -232,6 +274,8 @@ class Drive:
 
     def move(self, item, new_parent):
         with self.lock:
+            if new_parent is item or item in self.ancestors(new_parent):
+                raise ValueError("cannot move a folder into itself")
             if self.child_by_name(new_parent, item.name):
                 raise FileExistsError(item.name)
             self.items[item.parent_id].children.discard(item.id)
@@ -240,25 +284,33 @@ class Drive:
             self._touch(item)
 
     def delete(self, item):
+        """Deletes a subtree; its content files go too, so old download URLs
+        answer 404 on either content host."""
         with self.lock:
             for cid in list(item.children):
                 self.delete(self.items[cid])
             self.items[item.parent_id].children.discard(item.id)
             item.deleted = True
+            if not item.is_folder:
+                self.store.drop(item.id, range(1, item.content_version + 1))
             self._record(item.id)
 
     def set_served_bytes(self, item, data):
         """Serve different bytes than the listing says (SharePoint rewriting
-        Office files): size and hash in the metadata stay as they were."""
+        Office files): size and hash in the metadata stay as they were.
+        No eTag/cTag change and no delta entry, as with the real rewrite."""
         with self.lock:
             item.quickxorhash(self.hashes)  # pin the listed hash first
-            os.makedirs(self.blob_dir, exist_ok=True)
-            path = os.path.join(self.blob_dir, f"{item.id}.served")
-            with open(path, "wb") as f:
-                f.write(data)
-            item.served_path = path
+            item.content_path = self.store.write(item.id, item.content_version, data)
+            item.rewritten = True
 
     def read_content(self, item):
-        with open(item.served_path or item.content_path, "rb") as f:
+        with open(item.content_path, "rb") as f:
             return f.read()
 
+    def version_path(self, item, version):
+        """The file holding content version `version` of item, or None."""
+        if item.is_folder or item.deleted or not 1 <= version <= item.content_version:
+            return None
+        path = self.store.path(item.id, version)
+        return path if os.path.exists(path) else None

@@ -3,7 +3,8 @@
 
   emulator.py start --state-dir DIR [--profile test|demo|bench | --dataset DIR]
                     [--many N] [--large-size BYTES] [--token-lifetime S]
-                    [--download-url-lifetime S] [--foreground]
+                    [--download-url-lifetime S] [--content-backend python|nginx]
+                    [--foreground]
   emulator.py stop --state-dir DIR
 
 start returns once every listener is up and DIR/state.json is written (the
@@ -12,11 +13,8 @@ URLs, the CA, the token and key files); stop ends it cleanly. See README.md.
 
 import argparse
 import hashlib
-import hmac
 import json
-import math
 import os
-import random
 import signal
 import ssl
 import subprocess
@@ -30,11 +28,13 @@ sys.path.insert(0, HERE)
 
 import dataset  # noqa: E402
 import emu_crypto  # noqa: E402
-from emu_control import ControlApp  # noqa: E402
+from emu_content import ContentApp, DownloadUrls  # noqa: E402
+from emu_control import ControlApp, Faults  # noqa: E402
 from emu_entra import Entra, EntraApp, ImdsApp, IssuerApp  # noqa: E402
-from emu_graph import ContentApp, GraphApp  # noqa: E402
-from emu_http import Listener, http_date, send_error_json, send_json  # noqa: E402
-from emu_model import Drive, HashCache  # noqa: E402
+from emu_graph import GraphApp  # noqa: E402
+from emu_http import Listener  # noqa: E402
+from emu_model import ContentStore, Drive, HashCache  # noqa: E402
+from emu_nginx import NginxContent  # noqa: E402
 from kubelet import mint_sa_token, write_token_file  # noqa: E402
 
 SITE_HOST = "contoso.sharepoint.com"
@@ -74,12 +74,12 @@ class Emulator:
         self.secret = os.urandom(32)
         self.lock = threading.Lock()
         self.request_log = []
-        self.faults = []
-        self.revoked_tokens = set()
-        self.download_url_lifetime = args.download_url_lifetime
-        self.download_epoch = 0
+        self.faults = Faults(self)
+        self.urls = DownloadUrls(self.secret, args.download_url_lifetime)
         self.nextlink_lifetime = 3600.0
         self.log_file = open(os.path.join(self.state_dir, "emulator.log"), "a", buffering=1)
+        self.store = ContentStore(os.path.join(self.state_dir, "content"))
+        self.nginx = None
 
         ca_crt, ca_key = emu_crypto.make_ca(self.state_dir)
         crt, key = emu_crypto.make_server_cert(self.state_dir, ca_crt, ca_key)
@@ -102,7 +102,12 @@ class Emulator:
         }
         self.authority_host = self.listeners["login"].url + "/"
         self.graph_url = self.listeners["graph"].url + "/v1.0"
-        self.content_url = self.listeners["content"].url
+        self.python_content_url = self.listeners["content"].url
+        self.content_url = self.python_content_url
+        if args.content_backend == "nginx":
+            self.nginx = NginxContent(self.state_dir, self.store.dir, crt, key, ca_crt,
+                                      self.urls, self.log)
+            self.content_url = self.nginx.url
         self.oidc_issuer = f"{self.listeners['issuer'].url}/{tenant}/{_guid('cluster')}/"
 
         issuer_key_path = os.path.join(self.state_dir, "issuer.key")
@@ -139,7 +144,8 @@ class Emulator:
             "pid": os.getpid(), "state_dir": self.state_dir, "ca_file": ca_crt,
             "tenant_id": tenant, "client_id": client,
             "authority_host": self.authority_host, "graph_url": self.graph_url,
-            "content_url": self.content_url, "oidc_issuer": self.oidc_issuer,
+            "content_url": self.content_url, "content_backend": args.content_backend,
+            "python_content_url": self.python_content_url, "oidc_issuer": self.oidc_issuer,
             "issuer_key": issuer_key_path, "sa_token_file": sa_file,
             "sa_namespace": sa_ns, "sa_name": sa_name,
             "imds_url": self.listeners["imds"].url, "imds_client_id": client,
@@ -152,12 +158,11 @@ class Emulator:
         }
 
     def _build_sites(self, args):
-        blobs = os.path.join(self.state_dir, "blobs")
         hashes = HashCache(args.hash_cache or os.path.join(self.state_dir, "hashes.tsv"))
 
         def drive(site, name, url_name, hidden=False):
             d = Drive(_drive_id(site.path + name), name,
-                      f"{site.web_url}/{url_name.replace(' ', '%20')}", site.id, blobs,
+                      f"{site.web_url}/{url_name.replace(' ', '%20')}", site.id, self.store,
                       hashes, seed=site.path + "/" + url_name, hidden=hidden)
             site.drives.append(d)
             self.drives[d.id] = d
@@ -202,79 +207,42 @@ class Emulator:
         return next((s for s in self.sites if s.id.lower() == ref.lower()), None)
 
     def drive_for(self, body):
-        return self.drives[body.get("drive", self.state["drive_id"])]
+        drive_id = body.get("drive", self.state["drive_id"])
+        if drive_id not in self.drives:
+            raise KeyError(f"no drive {drive_id}")
+        return self.drives[drive_id]
 
-    def _tempauth_sig(self, item_id, exp):
-        msg = f"{item_id}|{exp}|{self.download_epoch}".encode()
-        return emu_crypto.b64url_encode(hmac.new(self.secret, msg, hashlib.sha256).digest()[:24])
-
-    def download_url(self, d, item):
-        exp = math.ceil(time.time() + self.download_url_lifetime)
-        return (f"{self.content_url}/download/{item.id}?UniqueId={item.guid}&Translate=false"
-                f"&tempauth=v1.{exp}.{self._tempauth_sig(item.id, exp)}&ApiVersion=2.0")
-
-    def check_download(self, item_id, query):
-        """(drive, item) for a valid URL, (drive, None) for a gone item,
-        (None, None) when the tempauth is expired or forged."""
-        try:
-            version, exp, sig = query.get("tempauth", "").split(".")
-            exp = int(exp)
-        except ValueError:
-            return None, None
-        if version != "v1" or exp < time.time() or \
-                not hmac.compare_digest(sig, self._tempauth_sig(item_id, exp)):
-            return None, None
+    def find_item(self, item_id):
+        """(drive, item) for an id in any library, or None."""
         for d in self.drives.values():
             item = d.items.get(item_id)
             if item is not None:
-                return d, (None if item.deleted else item)
-        return self.drives[self.state["drive_id"]], None
+                return d, item
+        return None
 
-    # ---- faults and the request log ----
-    def apply_faults(self, req):
-        """Applies matching faults; True when a response was already sent."""
-        fired = []
+    # ---- download URLs ----
+    def download_url(self, item):
+        """A fresh pre-authenticated URL for the item's current content.
+        While a fault is armed on the download route, URLs point at the
+        Python host even in nginx mode, since only it can inject faults."""
+        base = self.content_url
+        if self.nginx is not None and self.faults.pending("download"):
+            base = self.python_content_url
+        return self.urls.url(base, item)
+
+    def expire_download_urls(self):
+        self.urls.expire_all()
+        if self.nginx is not None:
+            self.nginx.rekey()
+
+    # ---- the request log ----
+    def request_log_snapshot(self):
+        """The request log, with nginx's downloads merged in when it serves."""
         with self.lock:
-            for f in self.faults:
-                if f["route"] not in ("*", req.route) and not (
-                        isinstance(f["route"], list) and req.route in f["route"]):
-                    continue
-                if f["count"] is not None:
-                    if f["count"] <= 0:
-                        continue
-                    f["count"] -= 1
-                elif f["rate"] is not None and random.random() >= f["rate"]:
-                    continue
-                fired.append(dict(f))
-        for f in fired:
-            kind = f["kind"]
-            if kind == "latency":
-                time.sleep(f["ms"] / 1000.0)
-            elif kind == "throttle":
-                status = f["status"] or 429
-                ra = f["retry_after"]
-                value = http_date(time.time() + ra) if f["retry_after_format"] == "date" else str(int(ra))
-                headers = {"Retry-After": value}
-                if f["ratelimit"]:
-                    headers.update({"RateLimit-Limit": "1200", "RateLimit-Remaining": "0",
-                                    "RateLimit-Reset": str(int(ra))})
-                req.extra_log["retry_after"] = ra
-                code = "activityLimitReached" if status == 429 else "serviceNotAvailable"
-                if req.route in ("token", "imds"):
-                    send_json(req, status, {"error": "temporarily_unavailable",
-                                            "error_description": "throttled"}, headers)
-                else:
-                    send_error_json(req, status, code, "The request has been throttled", headers)
-                return True
-            elif kind == "status":
-                send_error_json(req, f["status"] or 500, "generalException", "injected failure")
-                return True
-            elif kind == "expired_token":
-                self.graph_app._unauthorized(req, "Access token has expired or is not yet valid.")
-                return True
-            else:  # reset, truncate, malformed: act while the body is sent
-                req.extra_log["body_fault"] = f
-        return False
+            if self.nginx is not None:
+                self.request_log.extend(self.nginx.drain_log())
+                self.request_log.sort(key=lambda e: e["t"])
+            return list(self.request_log)
 
     def record(self, listener, req, started):
         entry = {"t": started, "end": time.time(), "listener": listener.name,
@@ -290,32 +258,45 @@ class Emulator:
 
     # ---- lifecycle ----
     def run(self):
-        for listener in self.listeners.values():
-            listener.start()
-        state_path = os.path.join(self.state_dir, "state.json")
-        tmp = state_path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self.state, f, indent=2)
-        os.replace(tmp, state_path)
-        self.log(f"ready: {json.dumps({k: v for k, v in self.state.items() if k.endswith('url')})}")
+        """Serves until SIGTERM/SIGINT. state.json appears only once every
+        listener (and nginx) answers, and is removed on the way out."""
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
-        stop.wait()
-        for listener in self.listeners.values():
-            listener.stop()
+        state_path = os.path.join(self.state_dir, "state.json")
         try:
-            os.unlink(state_path)
-        except FileNotFoundError:
-            pass
-        self.log("stopped")
+            for listener in self.listeners.values():
+                listener.start()
+            if self.nginx is not None:
+                self.nginx.start()
+            tmp = state_path + ".tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(self.state, f, indent=2)
+            os.replace(tmp, state_path)
+            self.log(f"ready: {json.dumps({k: v for k, v in self.state.items() if k.endswith('url')})}")
+            stop.wait()
+        finally:
+            if self.nginx is not None:
+                self.nginx.stop()
+            for listener in self.listeners.values():
+                if listener.thread.is_alive():
+                    listener.stop()
+            try:
+                os.unlink(state_path)
+            except FileNotFoundError:
+                pass
+            self.log("stopped")
 
 
 def _start_background(args, argv):
     state_path = os.path.join(args.state_dir, "state.json")
     os.makedirs(args.state_dir, mode=0o700, exist_ok=True)
+    pid = _running_pid(state_path)
+    if pid is not None:
+        sys.stderr.write(f"an emulator (pid {pid}) already runs in {args.state_dir}\n")
+        return 1
     if os.path.exists(state_path):
-        os.unlink(state_path)
+        os.unlink(state_path)  # left by a crashed emulator
     log_path = os.path.join(args.state_dir, "emulator.log")
     with open(log_path, "ab") as log:
         proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), *argv, "--foreground"],
@@ -337,26 +318,57 @@ def _start_background(args, argv):
     return 1
 
 
-def _stop(args):
-    state_path = os.path.join(args.state_dir, "state.json")
+def _running_pid(state_path):
+    """The pid in state.json if that process is alive and is an emulator."""
     try:
         with open(state_path, encoding="utf-8") as f:
-            pid = json.load(f)["pid"]
-    except (OSError, ValueError, KeyError):
-        return 0  # not running
+            pid = int(json.load(f)["pid"])
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return pid if b"emulator.py" in cmdline else None
+
+
+def _proc_state(pid):
+    """'gone', 'zombie' or 'running'."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "gone"
+    return "zombie" if state == b"Z" else "running"
+
+
+def _wait_gone(pid, timeout):
+    """Waits until pid has exited and, if possible, been reaped (callers
+    check with kill -0). A zombie nobody reaps within the time counts as
+    exited. False when it is still running."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = _proc_state(pid)
+        if state == "gone":
+            return True
+        time.sleep(0.02)
+    return _proc_state(pid) != "running"
+
+
+def _stop(args):
+    state_path = os.path.join(args.state_dir, "state.json")
+    pid = _running_pid(state_path)
+    if pid is None:  # not running (or a stale state file from a crash)
+        if os.path.exists(state_path):
+            os.unlink(state_path)
+        return 0
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         os.unlink(state_path)
         return 0
-    for _ in range(200):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
+    if not _wait_gone(pid, 10):
+        sys.stderr.write(f"emulator pid {pid} ignored SIGTERM; killing it\n")
         os.kill(pid, signal.SIGKILL)
+        _wait_gone(pid, 5)
     if os.path.exists(state_path):
         os.unlink(state_path)
     return 0
@@ -376,6 +388,8 @@ def main(argv=None):
     st.add_argument("--hash-cache", default=None, help="quickXorHash cache file to reuse")
     st.add_argument("--token-lifetime", type=int, default=3599)
     st.add_argument("--download-url-lifetime", type=float, default=3600)
+    st.add_argument("--content-backend", choices=["python", "nginx"], default="python",
+                    help="nginx: serve downloads with nginx (benchmarks); see emu_nginx.py")
     st.add_argument("--ready-timeout", type=float, default=120)
     st.add_argument("--foreground", action="store_true")
     sp = sub.add_parser("stop")

@@ -13,6 +13,7 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import emu_crypto  # noqa: E402
+import emu_nginx  # noqa: E402
 from emutest import EmulatorCase, request  # noqa: E402
 from kubelet import mint_sa_token  # noqa: E402
 from qxh import file_quickxorhash  # noqa: E402
@@ -117,6 +118,35 @@ class TokenEndpoint(EmulatorCase):
         token = mint_sa_token(self.issuer_key(), issuer, "x", "y")
         self.assert_aadsts(self.post(self.token_url(), self.workload_form(token)), 90061, 400)
 
+    def test_federated_credential_remove_and_issuer_toggle(self):
+        fic = {"issuer": self.emu["oidc_issuer"],
+               "subject": f"system:serviceaccount:{self.emu['sa_namespace']}:{self.emu['sa_name']}"}
+        try:
+            listed = self.emu.call("POST", "federated-credentials", {"op": "list"})
+            self.assertIn(dict(fic, audiences=["api://AzureADTokenExchange"]),
+                          listed["federated_credentials"])
+            self.emu.call("POST", "federated-credentials", dict(fic, op="remove"))
+            self.assert_aadsts(self.post(self.token_url(), self.workload_form()), 70021)
+            self.emu.call("POST", "federated-credentials", dict(fic, op="add"))
+            self.assertEqual(self.post(self.token_url(), self.workload_form()).status, 200)
+            # The configured issuer's discovery document becomes unreachable.
+            self.emu.call("POST", "federated-credentials", {"op": "issuer-unreachable"})
+            self.assert_aadsts(self.post(self.token_url(), self.workload_form()), 90061, 400)
+        finally:
+            self.emu.call("POST", "federated-credentials", {"op": "issuer-unreachable", "value": False})
+        self.assertEqual(self.post(self.token_url(), self.workload_form()).status, 200)
+
+    def test_throttled_token_endpoint_is_entra_shaped(self):
+        self.emu.fault(route="token", kind="throttle", count=1, retry_after=2)
+        try:
+            r = self.post(self.token_url(), self.workload_form())
+            self.assertEqual(r.status, 429)
+            self.assertEqual(r.header("retry-after"), "2")
+            self.assertEqual(r.json()["error"], "temporarily_unavailable")
+        finally:
+            self.emu.clear_faults()
+        self.assertEqual(self.post(self.token_url(), self.workload_form()).status, 200)
+
     def test_client_secret_form_and_basic(self):
         with open(self.emu["client_secret_file"], encoding="ascii") as f:
             secret = f.read()
@@ -171,6 +201,13 @@ class TokenEndpoint(EmulatorCase):
         self.assertEqual(r.json()["client_id"], self.emu["imds_client_id"])
         r = request(url + "&client_id=nobody", headers={"Metadata": "true"})
         self.assertEqual(r.status, 400)
+        self.assertIn("error", r.json())
+        r = request(url + "&object_id=nobody", headers={"Metadata": "true"})
+        self.assertEqual(r.status, 400)
+        r = request(url.replace("api-version=2018-02-01&", ""), headers={"Metadata": "true"})
+        self.assertEqual(r.status, 400)
+        r = request(url, headers={"Metadata": "True"})  # must be lowercase "true"
+        self.assertEqual(r.status, 400)
         r = request(url.upper().replace("HTTP://", "http://").split("?")[0].replace(
             "/METADATA/", "/Metadata/") + "?api-version=2018-02-01&resource=https://graph.microsoft.com",
             headers={"Metadata": "true"})
@@ -221,6 +258,9 @@ class GraphDrive(EmulatorCase):
         with_system = self.g(f"/sites/{site['id']}/drives?$select=id,name,webUrl,system").json()["value"]
         self.assertEqual(len(with_system), 3)
         self.assertEqual(self.g(f"/sites/{site['id']}/drive").json()["id"], self.emu["drive_id"])
+        self.assertEqual(self.g(f"/sites/{site['id']}/drive/root:/tiny.csv").json()["name"], "tiny.csv")
+        self.assertEqual(self.g("/sites/contoso.sharepoint.com").json()["webUrl"],
+                         "https://contoso.sharepoint.com")
         d = self.g(self.drive()).json()
         self.assertEqual(d["driveType"], "documentLibrary")
         self.assertIn("quota", d)
@@ -249,6 +289,21 @@ class GraphDrive(EmulatorCase):
         body = self.g(self.drive(f"/items/{folder['id']}/children?top=3&select=id,@microsoft.graph.downloadUrl")).json()
         self.assertIn("@microsoft.graph.downloadUrl", body["value"][0])
         self.assertEqual(self.g(self.drive(f"/items/{folder['id']}/children?$top=1001")).status, 400)
+
+    def test_children_default_paging_5000(self):
+        folder = self.g(self.path_url("many")).json()
+        url, ids, pages = self.drive(f"/items/{folder['id']}/children"), [], 0
+        while url:
+            body = self.g(url).json()
+            pages += 1
+            self.assertLessEqual(len(body["value"]), 200)
+            ids += [i["id"] for i in body["value"]]
+            url = body.get("@odata.nextLink")
+            if url:
+                self.assertTrue(url.startswith(self.emu["graph_url"] + "/"), url)
+        self.assertEqual(pages, 25)
+        self.assertEqual(len(ids), 5000)
+        self.assertEqual(len(set(ids)), 5000)
 
     def test_nextlink_expires(self):
         folder = self.g(self.path_url("many")).json()
@@ -422,6 +477,41 @@ class Delta(EmulatorCase):
         items, link = self.changes(link)
         self.assertEqual(items, [])
 
+    def test_delta_paging_keeps_select(self):
+        url = f"/drives/{self.emu['drive_id']}/root/delta?$select=id,name,deleted&$top=7"
+        ids, pages = [], 0
+        while True:
+            body = self.g(url).json()
+            pages += 1
+            self.assertLessEqual(len(body["value"]), 7)
+            for i in body["value"]:
+                self.assertLessEqual(set(i), {"id", "name", "deleted"})
+            ids += [i["id"] for i in body["value"]]
+            if "@odata.deltaLink" in body:
+                self.assertNotIn("@odata.nextLink", body)
+                break
+            url = body["@odata.nextLink"]
+            self.assertIn("select=id", url)
+        self.assertGreater(pages, 2)
+        self.assertEqual(len(ids), len(set(ids)))
+        full, _ = self.changes(f"/drives/{self.emu['drive_id']}/root/delta")
+        self.assertEqual(set(ids), {i["id"] for i in full})
+
+    def test_download_url_serves_its_version(self):
+        v1 = self.emu.mutate("create", "versioned.csv", text="version 1\n")
+        url1 = v1["@microsoft.graph.downloadUrl"]
+        self.assertRegex(url1, r"/download/%s/1\?UniqueId=" % v1["id"])
+        self.emu.mutate("modify", "versioned.csv", text="version two\n")
+        item = self.graph(f"/drives/{self.emu['drive_id']}/items/{v1['id']}").json()
+        url2 = item["@microsoft.graph.downloadUrl"]
+        self.assertIn(f"/download/{v1['id']}/2?", url2)
+        self.assertEqual(self.get(url1).body, b"version 1\n")
+        self.assertEqual(self.get(url2).body, b"version two\n")
+        self.assertEqual(item["size"], len(b"version two\n"))
+        self.emu.mutate("delete", "versioned.csv")
+        self.assertEqual(self.get(url2).status, 404)
+        self.assertEqual(self.graph(f"/drives/{self.emu['drive_id']}/items/{v1['id']}").status, 404)
+
     def test_resync_410(self):
         link = self.latest()
         self.emu.call("POST", "invalidate-delta", {})
@@ -476,7 +566,15 @@ class Faults(EmulatorCase):
         self.emu.fault(route="root", kind="status", status=503, count=1)
         self.assertEqual(self.graph(f"/drives/{self.emu['drive_id']}/root", token=self.token).status, 503)
         self.emu.fault(route="root", kind="expired_token", count=1)
-        self.assertEqual(self.graph(f"/drives/{self.emu['drive_id']}/root", token=self.token).status, 401)
+        r = self.graph(f"/drives/{self.emu['drive_id']}/root", token=self.token)
+        self.assertEqual(r.status, 401)
+        self.assertEqual(r.json()["error"]["code"], "InvalidAuthenticationToken")
+        self.assertIn("authorization_uri", r.header("www-authenticate"))
+        for status in (500, 502, 504):
+            self.emu.fault(route="children", kind="status", status=status, count=1)
+            r = self.graph(f"/drives/{self.emu['drive_id']}/root/children", token=self.token)
+            self.assertEqual(r.status, status)
+            self.assertIn("innerError", r.json()["error"])
 
     def test_latency_and_counters(self):
         self.emu.reset()
@@ -494,6 +592,63 @@ class Faults(EmulatorCase):
         statuses = [self.graph(f"/drives/{self.emu['drive_id']}/root", token=self.token).status
                     for _ in range(40)]
         self.assertTrue(0 < statuses.count(429) < 40, statuses)
+
+
+
+class NginxBackend(EmulatorCase):
+    """--content-backend nginx: same URL scheme, checks and Range answers."""
+
+    start_args = ["--profile", "test", "--many", "5", "--large-size", str(1 << 20),
+                  "--content-backend", "nginx"]
+
+    @classmethod
+    def setUpClass(cls):
+        exe, why = emu_nginx.available()
+        if exe is None:
+            raise unittest.SkipTest(f"nginx backend not testable: {why}")
+        super().setUpClass()
+
+    def test_downloads_through_nginx(self):
+        self.assertEqual(self.emu["content_backend"], "nginx")
+        token = self.access_token()
+        item = self.graph(f"/drives/{self.emu['drive_id']}/root:/large/big.bin", token=token).json()
+        url = item["@microsoft.graph.downloadUrl"]
+        self.assertTrue(url.startswith(self.emu["content_url"] + "/download/"))
+        with open(os.path.join(self.emu["dataset_dir"], "large", "big.bin"), "rb") as f:
+            data = f.read()
+        self.emu.reset()
+        self.assertEqual(self.get(url).body, data)
+        r = self.get(url, headers={"Range": "bytes=1000-4999"})
+        self.assertEqual((r.status, r.header("content-range")), (206, f"bytes 1000-4999/{len(data)}"))
+        self.assertEqual(r.body, data[1000:5000])
+        r = self.get(url, headers={"Range": f"bytes={len(data)}-"})
+        self.assertEqual((r.status, r.header("content-range")), (416, f"bytes */{len(data)}"))
+        self.assertEqual(int(self.get(url, method="HEAD").header("content-length")), len(data))
+        self.assertEqual(self.get(url.replace("tempauth=v1.", "tempauth=v1.9")).status, 401)
+        self.assertEqual(self.emu.counters().get("download"), 5)
+        # A new version gets a new URL; the old URL keeps its bytes.
+        self.emu.mutate("modify", "tiny.csv", text="changed\n")
+        fresh = self.graph(f"/drives/{self.emu['drive_id']}/root:/tiny.csv", token=token).json()
+        self.assertEqual(self.get(fresh["@microsoft.graph.downloadUrl"]).body, b"changed\n")
+        # Early expiry reloads nginx with a new key before the call returns.
+        self.emu.call("POST", "download-urls", {"expire_now": True})
+        self.assertEqual(self.get(url).status, 401)
+        self.assertEqual(self.get(fresh["@microsoft.graph.downloadUrl"]).status, 401)
+
+    def test_download_faults_bypass_nginx(self):
+        token = self.access_token()
+        self.emu.fault(route="download", kind="truncate", count=1, after_bytes=100)
+        try:
+            item = self.graph(f"/drives/{self.emu['drive_id']}/root:/large/big.bin", token=token).json()
+            url = item["@microsoft.graph.downloadUrl"]
+            self.assertTrue(url.startswith(self.emu["python_content_url"]), url)
+            import http.client
+            with self.assertRaises(http.client.IncompleteRead):
+                self.get(url)
+        finally:
+            self.emu.clear_faults()
+        item = self.graph(f"/drives/{self.emu['drive_id']}/root:/large/big.bin", token=token).json()
+        self.assertTrue(item["@microsoft.graph.downloadUrl"].startswith(self.emu["content_url"]))
 
 
 if __name__ == "__main__":
