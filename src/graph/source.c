@@ -68,7 +68,7 @@ static int parse_drive(const char *text, struct source *out, struct buf *msg)
 	size_t n = colon ? (size_t)(colon - id) : strlen(id);
 
 	if (n == 0) {
-		buf_appendf(msg, "SOURCE '%s': no drive id after 'drive:'", text);
+		buf_appendf(msg, "SOURCE '%.200s': no drive id after 'drive:'", text);
 		return -EINVAL;
 	}
 	out->drive_id = strndup(id, n);
@@ -118,7 +118,7 @@ int source_parse(const char *text, struct source *out, struct buf *msg)
 		if (!err)
 			url_parts_release(&u);
 		buf_appendf(msg,
-			    "SOURCE '%s' is not a SharePoint URL (https://HOST/sites/SITE[/LIBRARY[/FOLDER]]) or drive:ID",
+			    "SOURCE '%.200s' is not a SharePoint URL (https://HOST/sites/SITE[/LIBRARY[/FOLDER]]) or drive:ID",
 			    text);
 		return -EINVAL;
 	}
@@ -132,7 +132,7 @@ int source_parse(const char *text, struct source *out, struct buf *msg)
 		p += n;
 	}
 	if (err == -EINVAL)
-		buf_appendf(msg, "SOURCE '%s': malformed percent-encoding", text);
+		buf_appendf(msg, "SOURCE '%.200s': malformed percent-encoding", text);
 	url_parts_release(&u);
 	if (err)
 		goto fail;
@@ -161,7 +161,7 @@ int source_parse(const char *text, struct source *out, struct buf *msg)
 		skip = 2;
 	} else if (out->nsegments == 1 && (strcasecmp(out->segments[0], "sites") == 0 ||
 					   strcasecmp(out->segments[0], "teams") == 0)) {
-		buf_appendf(msg, "SOURCE '%s': no site name after /%s/", text, out->segments[0]);
+		buf_appendf(msg, "SOURCE '%.200s': no site name after /%s/", text, out->segments[0]);
 		err = -EINVAL;
 		goto fail;
 	} else {
