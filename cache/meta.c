@@ -83,21 +83,22 @@ void meta_item_release(struct meta_item *it)
 }
 
 static const char schema[] =
-	"CREATE TABLE IF NOT EXISTS info(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-	"CREATE TABLE IF NOT EXISTS items("
-	" ino INTEGER PRIMARY KEY AUTOINCREMENT,"
-	" drive_id TEXT NOT NULL,"
-	" item_id TEXT NOT NULL,"
-	" parent_ino INTEGER NOT NULL,"
-	" name TEXT NOT NULL,"
-	" is_dir INTEGER NOT NULL,"
-	" size INTEGER NOT NULL,"
-	" mtime_s INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
-	" ctime_s INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,"
-	" etag TEXT, ctag TEXT, qxh TEXT, web_url TEXT, modified_by TEXT,"
-	" listed_at INTEGER NOT NULL DEFAULT 0,"
-	" UNIQUE(drive_id, item_id));"
-	"CREATE INDEX IF NOT EXISTS items_by_parent ON items(parent_ino, name);";
+    "CREATE TABLE IF NOT EXISTS info(key TEXT PRIMARY KEY, value TEXT NOT "
+    "NULL);"
+    "CREATE TABLE IF NOT EXISTS items("
+    " ino INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " drive_id TEXT NOT NULL,"
+    " item_id TEXT NOT NULL,"
+    " parent_ino INTEGER NOT NULL,"
+    " name TEXT NOT NULL,"
+    " is_dir INTEGER NOT NULL,"
+    " size INTEGER NOT NULL,"
+    " mtime_s INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
+    " ctime_s INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,"
+    " etag TEXT, ctag TEXT, qxh TEXT, web_url TEXT, modified_by TEXT,"
+    " listed_at INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE(drive_id, item_id));"
+    "CREATE INDEX IF NOT EXISTS items_by_parent ON items(parent_ino, name);";
 
 static int kv_get_locked(struct meta *m, const char *key, char **value);
 static int kv_set_locked(struct meta *m, const char *key, const char *value);
@@ -126,8 +127,8 @@ struct meta *meta_open(const char *path, const char *drive_id, int *err)
 		goto fail;
 	}
 	close(fd);
-	e = map_rc(sqlite3_open_v2(path, &m->db,
-				   SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL));
+	e = map_rc(sqlite3_open_v2(
+	    path, &m->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL));
 	if (e) {
 		log_error("metadata store %s: %s", path,
 			  m->db ? sqlite3_errmsg(m->db) : "cannot open");
@@ -145,7 +146,8 @@ struct meta *meta_open(const char *path, const char *drive_id, int *err)
 		e = kv_set_locked(m, "drive_id", drive_id);
 		e = e ? e : kv_set_locked(m, "schema", SCHEMA_VERSION);
 	} else if (!e && strcmp(have, drive_id) != 0) {
-		log_error("metadata store %s belongs to drive %s, not %s", path, have, drive_id);
+		log_error("metadata store %s belongs to drive %s, not %s", path,
+			  have, drive_id);
 		e = -EINVAL;
 	}
 	free(have);
@@ -252,14 +254,19 @@ int meta_upsert(struct meta *m, const struct meta_item *in, uint64_t *ino)
 	int err;
 
 	pthread_mutex_lock(&m->lock);
-	sqlite3_stmt *st = prepare(m,
-		"INSERT INTO items(drive_id, item_id, parent_ino, name, is_dir, size, mtime_s, mtime_ns,"
-		" ctime_s, ctime_ns, etag, ctag, qxh, web_url, modified_by)"
-		" VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)"
-		" ON CONFLICT(drive_id, item_id) DO UPDATE SET parent_ino=?3, name=?4, is_dir=?5,"
-		" size=?6, mtime_s=?7, mtime_ns=?8, ctime_s=?9, ctime_ns=?10, etag=?11, ctag=?12,"
-		" qxh=?13, web_url=?14, modified_by=?15"
-		" RETURNING ino", &err);
+	sqlite3_stmt *st = prepare(
+	    m,
+	    "INSERT INTO items(drive_id, item_id, parent_ino, name, is_dir, "
+	    "size, mtime_s, mtime_ns,"
+	    " ctime_s, ctime_ns, etag, ctag, qxh, web_url, modified_by)"
+	    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)"
+	    " ON CONFLICT(drive_id, item_id) DO UPDATE SET parent_ino=?3, "
+	    "name=?4, is_dir=?5,"
+	    " size=?6, mtime_s=?7, mtime_ns=?8, ctime_s=?9, ctime_ns=?10, "
+	    "etag=?11, ctag=?12,"
+	    " qxh=?13, web_url=?14, modified_by=?15"
+	    " RETURNING ino",
+	    &err);
 	if (st) {
 		bind_text(st, 1, m->drive_id);
 		bind_text(st, 2, in->item_id);
@@ -299,8 +306,9 @@ static int query_item(struct meta *m, const char *sql, sqlite3_int64 a,
 		if (b)
 			bind_text(st, 2, b);
 		int rc = sqlite3_step(st);
-		err = rc == SQLITE_ROW ? row_to_item(st, out)
-				       : (rc == SQLITE_DONE ? -ENOENT : map_rc(rc));
+		err = rc == SQLITE_ROW
+			  ? row_to_item(st, out)
+			  : (rc == SQLITE_DONE ? -ENOENT : map_rc(rc));
 		sqlite3_finalize(st);
 	}
 	pthread_mutex_unlock(&m->lock);
@@ -316,8 +324,9 @@ int meta_get(struct meta *m, uint64_t ino, struct meta_item *out)
 int meta_lookup(struct meta *m, uint64_t parent_ino, const char *name,
 		struct meta_item *out)
 {
-	return query_item(m, "SELECT " ITEM_COLUMNS
-			     " FROM items WHERE parent_ino=?1 AND name=?2",
+	return query_item(m,
+			  "SELECT " ITEM_COLUMNS
+			  " FROM items WHERE parent_ino=?1 AND name=?2",
 			  (sqlite3_int64)parent_ino, name, out);
 }
 
@@ -326,14 +335,17 @@ int meta_ino_of(struct meta *m, const char *item_id, uint64_t *ino)
 	int err;
 
 	pthread_mutex_lock(&m->lock);
-	sqlite3_stmt *st = prepare(m, "SELECT ino FROM items WHERE drive_id=?1 AND item_id=?2", &err);
+	sqlite3_stmt *st = prepare(
+	    m, "SELECT ino FROM items WHERE drive_id=?1 AND item_id=?2", &err);
 	if (st) {
 		bind_text(st, 1, m->drive_id);
 		bind_text(st, 2, item_id);
 		int rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW)
 			*ino = (uint64_t)sqlite3_column_int64(st, 0);
-		err = rc == SQLITE_ROW ? 0 : (rc == SQLITE_DONE ? -ENOENT : map_rc(rc));
+		err = rc == SQLITE_ROW
+			  ? 0
+			  : (rc == SQLITE_DONE ? -ENOENT : map_rc(rc));
 		sqlite3_finalize(st);
 	}
 	pthread_mutex_unlock(&m->lock);
@@ -346,8 +358,11 @@ int meta_children(struct meta *m, uint64_t parent_ino,
 	int err;
 
 	pthread_mutex_lock(&m->lock);
-	sqlite3_stmt *st = prepare(m, "SELECT " ITEM_COLUMNS
-				      " FROM items WHERE parent_ino=?1 ORDER BY name", &err);
+	sqlite3_stmt *st =
+	    prepare(m,
+		    "SELECT " ITEM_COLUMNS
+		    " FROM items WHERE parent_ino=?1 ORDER BY name",
+		    &err);
 	if (st) {
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)parent_ino);
 		int rc;
@@ -367,7 +382,8 @@ int meta_children(struct meta *m, uint64_t parent_ino,
 	return err;
 }
 
-static int exec_int(struct meta *m, const char *sql, sqlite3_int64 a, sqlite3_int64 b)
+static int exec_int(struct meta *m, const char *sql, sqlite3_int64 a,
+		    sqlite3_int64 b)
 {
 	int err;
 
@@ -392,23 +408,27 @@ int meta_set_listed(struct meta *m, uint64_t ino, int64_t when)
 int meta_unlist_all(struct meta *m)
 {
 	/* 1 = listed long ago: relisted when used, still served on failure. */
-	return exec_int(m, "UPDATE items SET listed_at=1 WHERE listed_at>?1 AND ?2=?2", 0, 0);
+	return exec_int(
+	    m, "UPDATE items SET listed_at=1 WHERE listed_at>?1 AND ?2=?2", 0,
+	    0);
 }
 
 int meta_delete_subtree(struct meta *m, uint64_t ino)
 {
-	return exec_int(m,
-			"WITH RECURSIVE sub(i) AS (SELECT ?1 UNION ALL"
-			" SELECT items.ino FROM items JOIN sub ON items.parent_ino=sub.i"
-			" WHERE ?2=?2)"
-			" DELETE FROM items WHERE ino IN (SELECT i FROM sub)",
-			(sqlite3_int64)ino, 0);
+	return exec_int(
+	    m,
+	    "WITH RECURSIVE sub(i) AS (SELECT ?1 UNION ALL"
+	    " SELECT items.ino FROM items JOIN sub ON items.parent_ino=sub.i"
+	    " WHERE ?2=?2)"
+	    " DELETE FROM items WHERE ino IN (SELECT i FROM sub)",
+	    (sqlite3_int64)ino, 0);
 }
 
 static int kv_get_locked(struct meta *m, const char *key, char **value)
 {
 	int err;
-	sqlite3_stmt *st = prepare(m, "SELECT value FROM info WHERE key=?1", &err);
+	sqlite3_stmt *st =
+	    prepare(m, "SELECT value FROM info WHERE key=?1", &err);
 
 	if (!st)
 		return err;
@@ -427,8 +447,10 @@ static int kv_get_locked(struct meta *m, const char *key, char **value)
 static int kv_set_locked(struct meta *m, const char *key, const char *value)
 {
 	int err;
-	sqlite3_stmt *st = prepare(m, "INSERT INTO info(key, value) VALUES(?1, ?2)"
-				      " ON CONFLICT(key) DO UPDATE SET value=?2", &err);
+	sqlite3_stmt *st = prepare(m,
+				   "INSERT INTO info(key, value) VALUES(?1, ?2)"
+				   " ON CONFLICT(key) DO UPDATE SET value=?2",
+				   &err);
 
 	if (!st)
 		return err;

@@ -27,7 +27,8 @@ struct meta_item {
 	int64_t size;
 	struct timespec mtime, ctime;
 	char *etag, *ctag, *quickxorhash, *web_url, *modified_by;
-	int64_t listed_at; /* folders: epoch s of the last full listing, 0 never */
+	int64_t
+	    listed_at; /* folders: epoch s of the last full listing, 0 never */
 };
 
 void meta_item_release(struct meta_item *it);

@@ -81,7 +81,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	memset(&e, 0, sizeof(e));
 	if (err == -ENOENT) {
-		/* A negative entry: delta invalidates it when the name appears. */
+		/* A negative entry: delta invalidates it when the name appears.
+		 */
 		e.entry_timeout = a->entry_timeout;
 		fuse_reply_entry(req, &e);
 		return;
@@ -113,7 +114,8 @@ static void op_forget_multi(fuse_req_t req, size_t count,
 	fuse_reply_none(req);
 }
 
-static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void op_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
 {
 	struct adapter *a = adapter_of(req);
 	struct fs_attr attr;
@@ -170,7 +172,8 @@ static void dir_free(struct dir_handle *d)
 	free(d);
 }
 
-static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void op_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
 {
 	struct adapter *a = adapter_of(req);
 	struct dir_handle *d = calloc(1, sizeof(*d));
@@ -227,9 +230,11 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 				e.attr.st_ino = st.st_ino;
 				e.attr.st_mode = st.st_mode;
 			}
-			n = fuse_add_direntry_plus(req, buf + used, size - used, name, &e, i + 1);
+			n = fuse_add_direntry_plus(req, buf + used, size - used,
+						   name, &e, i + 1);
 		} else {
-			n = fuse_add_direntry(req, buf + used, size - used, name, &st, i + 1);
+			n = fuse_add_direntry(req, buf + used, size - used,
+					      name, &st, i + 1);
 		}
 		if (n > size - used)
 			break;
@@ -251,7 +256,8 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 	do_readdir(req, ino, size, off, fi, 1);
 }
 
-static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
 {
 	(void)ino;
 	dir_free((struct dir_handle *)(uintptr_t)fi->fh);
@@ -292,11 +298,13 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	/* The read path (content cache) is the next piece of work. Say so,
 	 * once, rather than hand out anything that is not the file. */
 	if (!atomic_exchange(&a->read_warned, 1))
-		log_warn("read: file contents are not served by this version of spfs yet (EIO)");
+		log_warn("read: file contents are not served by this version "
+			 "of spfs yet (EIO)");
 	fuse_reply_err(req, EIO);
 }
 
-static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void op_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
 {
 	(void)ino;
 	(void)fi;
@@ -359,119 +367,153 @@ static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 	fuse_reply_err(req, (mask & W_OK) ? EROFS : 0);
 }
 
-/* ---- read-only: every write-type operation ----------------------------------- */
+/* ---- read-only: every write-type operation
+ * ----------------------------------- */
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		       int to_set, struct fuse_file_info *fi)
 {
-	(void)ino; (void)attr; (void)to_set; (void)fi;
+	(void)ino;
+	(void)attr;
+	(void)to_set;
+	(void)fi;
 	fuse_reply_err(req, EROFS);
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode, dev_t rdev)
 {
-	(void)parent; (void)name; (void)mode; (void)rdev;
+	(void)parent;
+	(void)name;
+	(void)mode;
+	(void)rdev;
 	fuse_reply_err(req, EROFS);
 }
 
-static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
 {
-	(void)parent; (void)name; (void)mode;
+	(void)parent;
+	(void)name;
+	(void)mode;
 	fuse_reply_err(req, EROFS);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	(void)parent; (void)name;
+	(void)parent;
+	(void)name;
 	fuse_reply_err(req, EROFS);
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		       const char *name)
 {
-	(void)link; (void)parent; (void)name;
+	(void)link;
+	(void)parent;
+	(void)name;
 	fuse_reply_err(req, EROFS);
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
-		      fuse_ino_t newparent, const char *newname, unsigned int flags)
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
 {
-	(void)parent; (void)name; (void)newparent; (void)newname; (void)flags;
+	(void)parent;
+	(void)name;
+	(void)newparent;
+	(void)newname;
+	(void)flags;
 	fuse_reply_err(req, EROFS);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		    const char *newname)
 {
-	(void)ino; (void)newparent; (void)newname;
+	(void)ino;
+	(void)newparent;
+	(void)newname;
 	fuse_reply_err(req, EROFS);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
-	(void)ino; (void)buf; (void)size; (void)off; (void)fi;
+	(void)ino;
+	(void)buf;
+	(void)size;
+	(void)off;
+	(void)fi;
 	fuse_reply_err(req, EROFS);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, struct fuse_file_info *fi)
 {
-	(void)parent; (void)name; (void)mode; (void)fi;
+	(void)parent;
+	(void)name;
+	(void)mode;
+	(void)fi;
 	fuse_reply_err(req, EROFS);
 }
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			const char *value, size_t size, int flags)
 {
-	(void)ino; (void)name; (void)value; (void)size; (void)flags;
+	(void)ino;
+	(void)name;
+	(void)value;
+	(void)size;
+	(void)flags;
 	fuse_reply_err(req, EROFS);
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	(void)ino; (void)name;
+	(void)ino;
+	(void)name;
 	fuse_reply_err(req, EROFS);
 }
 
 static const struct fuse_lowlevel_ops ops = {
-	.init = op_init,
-	.lookup = op_lookup,
-	.forget = op_forget,
-	.forget_multi = op_forget_multi,
-	.getattr = op_getattr,
-	.opendir = op_opendir,
-	.readdir = op_readdir,
-	.readdirplus = op_readdirplus,
-	.releasedir = op_releasedir,
-	.open = op_open,
-	.read = op_read,
-	.release = op_release,
-	.statfs = op_statfs,
-	.getxattr = op_getxattr,
-	.listxattr = op_listxattr,
-	.access = op_access,
-	.setattr = op_setattr,
-	.mknod = op_mknod,
-	.mkdir = op_mkdir,
-	.unlink = op_unlink,
-	.rmdir = op_unlink,
-	.symlink = op_symlink,
-	.rename = op_rename,
-	.link = op_link,
-	.write = op_write,
-	.create = op_create,
-	.setxattr = op_setxattr,
-	.removexattr = op_removexattr,
+    .init = op_init,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
+    .getattr = op_getattr,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .readdirplus = op_readdirplus,
+    .releasedir = op_releasedir,
+    .open = op_open,
+    .read = op_read,
+    .release = op_release,
+    .statfs = op_statfs,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
+    .access = op_access,
+    .setattr = op_setattr,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .unlink = op_unlink,
+    .rmdir = op_unlink,
+    .symlink = op_symlink,
+    .rename = op_rename,
+    .link = op_link,
+    .write = op_write,
+    .create = op_create,
+    .setxattr = op_setxattr,
+    .removexattr = op_removexattr,
 };
 
-/* ---- kernel invalidation (from the fs delta thread) ---------------------------- */
+/* ---- kernel invalidation (from the fs delta thread)
+ * ---------------------------- */
 
 static void notify_entry(void *ctx, uint64_t parent, const char *name)
 {
 	struct adapter *a = ctx;
-	int rc = fuse_lowlevel_notify_inval_entry(a->se, parent, name, strlen(name));
+	int rc =
+	    fuse_lowlevel_notify_inval_entry(a->se, parent, name, strlen(name));
 
 	if (rc && rc != -ENOENT)
 		log_debug("invalidate entry %s: %s", name, strerror(-rc));
@@ -483,23 +525,27 @@ static void notify_inode(void *ctx, uint64_t ino)
 	int rc = fuse_lowlevel_notify_inval_inode(a->se, ino, 0, 0);
 
 	if (rc && rc != -ENOENT)
-		log_debug("invalidate inode %llu: %s", (unsigned long long)ino, strerror(-rc));
+		log_debug("invalidate inode %llu: %s", (unsigned long long)ino,
+			  strerror(-rc));
 }
 
 int fuse_adapter_run(struct fs *fs, const struct fuse_adapter_config *cfg)
 {
-	struct adapter a = {.fs = fs, .entry_timeout = cfg->entry_timeout,
+	struct adapter a = {.fs = fs,
+			    .entry_timeout = cfg->entry_timeout,
 			    .attr_timeout = cfg->attr_timeout};
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	char opts[4096];
 	int err = 0;
 
-	/* fsname/subtype make /proc/mounts say "SOURCE on DIR type fuse.spfs". */
-	snprintf(opts, sizeof(opts), "ro,fsname=%s,subtype=spfs%s%s", cfg->fsname,
-		 cfg->allow_other ? ",allow_other" : "",
+	/* fsname/subtype make /proc/mounts say "SOURCE on DIR type fuse.spfs".
+	 */
+	snprintf(opts, sizeof(opts), "ro,fsname=%s,subtype=spfs%s%s",
+		 cfg->fsname, cfg->allow_other ? ",allow_other" : "",
 		 cfg->default_permissions ? ",default_permissions" : "");
 	if (fuse_opt_add_arg(&args, "spfs") || fuse_opt_add_arg(&args, "-o") ||
-	    fuse_opt_add_arg(&args, opts) || (cfg->debug && fuse_opt_add_arg(&args, "-d"))) {
+	    fuse_opt_add_arg(&args, opts) ||
+	    (cfg->debug && fuse_opt_add_arg(&args, "-d"))) {
 		err = -ENOMEM;
 		goto out;
 	}
@@ -514,19 +560,24 @@ int fuse_adapter_run(struct fs *fs, const struct fuse_adapter_config *cfg)
 		goto out_session;
 	}
 	if (fuse_session_mount(a.se, cfg->mountpoint) != 0) {
-		log_error("cannot mount on %s (does it exist, and may this user mount there? "
-			  "/dev/fuse and fusermount3 are needed)", cfg->mountpoint);
+		log_error("cannot mount on %s (does it exist, and may this "
+			  "user mount there? "
+			  "/dev/fuse and fusermount3 are needed)",
+			  cfg->mountpoint);
 		err = -EIO;
 		goto out_signals;
 	}
-	struct fs_notify n = {.inval_entry = notify_entry, .inval_inode = notify_inode, .ctx = &a};
+	struct fs_notify n = {.inval_entry = notify_entry,
+			      .inval_inode = notify_inode,
+			      .ctx = &a};
 	fs_set_notify(fs, &n);
 	log_info("mounted %s on %s", cfg->fsname, cfg->mountpoint);
 	if (fuse_daemonize(cfg->foreground) != 0) {
 		err = -EIO;
 		goto out_unmount;
 	}
-	/* The delta thread starts after daemonizing (threads do not survive fork). */
+	/* The delta thread starts after daemonizing (threads do not survive
+	 * fork). */
 	err = fs_start_sync(fs);
 	if (err)
 		goto out_unmount;

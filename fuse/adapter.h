@@ -14,13 +14,13 @@ struct fs;
 
 struct fuse_adapter_config {
 	const char *mountpoint;
-	const char *fsname;       /* shown in /proc/mounts: the SOURCE */
+	const char *fsname; /* shown in /proc/mounts: the SOURCE */
 	bool foreground;
-	bool debug;               /* libfuse's -d */
+	bool debug; /* libfuse's -d */
 	bool allow_other;
 	bool default_permissions;
-	double entry_timeout;     /* seconds the kernel may cache names */
-	double attr_timeout;      /* and attributes */
+	double entry_timeout; /* seconds the kernel may cache names */
+	double attr_timeout;  /* and attributes */
 };
 
 /* Mounts, serves until unmounted or signalled, unmounts. Returns 0 or a

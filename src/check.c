@@ -63,7 +63,8 @@ static void report_sa_token(const struct auth_config *cfg, FILE *out)
 	ssize_t n = getdelim(&data, &cap, '\0', f);
 	fclose(f);
 	if (n <= 0 || jwt_decode(data, strcspn(data, " \t\r\n"), &c) != 0) {
-		fprintf(out, "  not a JWT: the file does not hold a projected service-account token\n");
+		fprintf(out, "  not a JWT: the file does not hold a projected "
+			     "service-account token\n");
 		goto out;
 	}
 	fprintf(out, "  %-9s %s\n", "iss", c.iss ? c.iss : "(missing)");
@@ -98,8 +99,10 @@ static void report_access_token(const char *token, size_t len, FILE *out)
 	if (c.has_exp)
 		print_time(out, "exp", c.exp, (long long)time(NULL));
 	if (c.nroles == 0)
-		fprintf(out, "  note: the token carries no application roles: grant the identity "
-			     "Sites.Selected (and a site permission) or Sites.Read.All\n");
+		fprintf(out, "  note: the token carries no application roles: "
+			     "grant the identity "
+			     "Sites.Selected (and a site permission) or "
+			     "Sites.Read.All\n");
 	jwt_claims_release(&c);
 }
 
@@ -122,8 +125,9 @@ static int show_entry(void *ctx, const struct graph_item *it)
 	struct root_listing *r = ctx;
 
 	if (r->count++ < 10)
-		fprintf(r->out, "  %-9s %s%s\n", it->is_folder ? "folder" : "file",
-			it->name, it->is_folder ? "/" : "");
+		fprintf(r->out, "  %-9s %s%s\n",
+			it->is_folder ? "folder" : "file", it->name,
+			it->is_folder ? "/" : "");
 	return 0;
 }
 
@@ -131,7 +135,8 @@ static int show_entry(void *ctx, const struct graph_item *it)
 static int check_source(struct options *o, struct http *http, struct auth *auth,
 			FILE *out)
 {
-	struct graph_config gc = {.base_url = o->auth.graph_url, .max_attempts = 3};
+	struct graph_config gc = {.base_url = o->auth.graph_url,
+				  .max_attempts = 3};
 	struct source src;
 	struct source_resolved res;
 	struct buf msg;
@@ -164,7 +169,8 @@ static int check_source(struct options *o, struct http *http, struct auth *auth,
 		fprintf(out, "  FAILED: %s\n", strerror(-err));
 	else
 		fprintf(out, "  %zu entries%s in %.0f ms\n", r.count,
-			r.count > 10 ? " (first 10 shown)" : "", elapsed_ms(&t0));
+			r.count > 10 ? " (first 10 shown)" : "",
+			elapsed_ms(&t0));
 	source_resolved_release(&res);
 out_graph:
 	graph_free(g);
@@ -194,7 +200,8 @@ int check_run(struct options *o, FILE *out)
 		fprintf(out, "  %-9s %s\n", "client", o->auth.client_id);
 	if (o->auth.kind != AUTH_MANAGED) {
 		fprintf(out, "  %-9s %s\n", "tenant", o->auth.tenant_id);
-		fprintf(out, "  %-9s %s\n", "authority", o->auth.authority_host);
+		fprintf(out, "  %-9s %s\n", "authority",
+			o->auth.authority_host);
 	} else {
 		fprintf(out, "  %-9s %s\n", "imds", o->auth.imds_url);
 	}
@@ -210,7 +217,9 @@ int check_run(struct options *o, FILE *out)
 	}
 	auth = auth_new(&o->auth, http, &err);
 	if (!auth) {
-		fprintf(out, "result: FAILED: the %s credential cannot be used (see the log above)\n",
+		fprintf(out,
+			"result: FAILED: the %s credential cannot be used (see "
+			"the log above)\n",
 			auth_kind_description(o->auth.kind));
 		goto out;
 	}

@@ -27,7 +27,10 @@
 #include "http/http.h"
 #include "options.h"
 
-static const char *real_getenv(const char *name) { return getenv(name); }
+static const char *real_getenv(const char *name)
+{
+	return getenv(name);
+}
 
 /* The cache directory: -o cache_dir, else /var/cache/spfs for root, else
  * $XDG_CACHE_HOME/spfs or ~/.cache/spfs. Created 0700. malloc'd. */
@@ -84,7 +87,8 @@ static int remembered(const char *dir, const char *source, int save,
 	hex_name(source, name);
 	snprintf(path, sizeof(path), "%s/source-%s", dir, name);
 	if (save) {
-		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		int fd =
+		    open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		f = fd >= 0 ? fdopen(fd, "w") : NULL;
 		if (!f) {
 			if (fd >= 0)
@@ -110,7 +114,8 @@ static int remembered(const char *dir, const char *source, int save,
 
 static int run_mount(struct options *o)
 {
-	struct http_config hc = {.cafile = o->cafile, .allow_http = o->auth.allow_http};
+	struct http_config hc = {.cafile = o->cafile,
+				 .allow_http = o->auth.allow_http};
 	struct graph_config gc = {.base_url = o->auth.graph_url};
 	struct http *http = NULL;
 	struct auth *auth = NULL;
@@ -126,7 +131,8 @@ static int run_mount(struct options *o)
 	buf_init(&msg, 8192);
 	memset(&res, 0, sizeof(res));
 	if (!o->mountpoint) {
-		fprintf(stderr, "spfs: no MOUNTPOINT (usage: spfs [options] SOURCE MOUNTPOINT)\n");
+		fprintf(stderr, "spfs: no MOUNTPOINT (usage: spfs [options] "
+				"SOURCE MOUNTPOINT)\n");
 		return 2;
 	}
 	err = source_parse(o->source, &src, &msg);
@@ -150,10 +156,13 @@ static int run_mount(struct options *o)
 		root_id = strdup(res.root_id);
 		remembered(dir, o->source, 1, &drive_id, &root_id);
 		log_info("%s: library %s (%s)%s%s", o->source,
-			 res.drive_name ? res.drive_name : res.drive_id, res.drive_id,
-			 res.root_path[0] ? ", folder " : "", res.root_path);
+			 res.drive_name ? res.drive_name : res.drive_id,
+			 res.drive_id, res.root_path[0] ? ", folder " : "",
+			 res.root_path);
 	} else if (remembered(dir, o->source, 0, &drive_id, &root_id) == 0) {
-		log_warn("%s; mounting from the cache of the last successful mount", buf_str(&msg));
+		log_warn(
+		    "%s; mounting from the cache of the last successful mount",
+		    buf_str(&msg));
 		err = 0;
 	} else {
 		log_error("%s", buf_str(&msg));
@@ -167,26 +176,27 @@ static int run_mount(struct options *o)
 	if (!m)
 		goto out;
 	struct fs_config fc = {
-		.uid = o->uid >= 0 ? (uid_t)o->uid : getuid(),
-		.gid = o->gid >= 0 ? (gid_t)o->gid : getgid(),
-		.umask = o->umask >= 0 ? (mode_t)o->umask : 022,
-		.poll_interval = o->poll_interval,
+	    .uid = o->uid >= 0 ? (uid_t)o->uid : getuid(),
+	    .gid = o->gid >= 0 ? (gid_t)o->gid : getgid(),
+	    .umask = o->umask >= 0 ? (mode_t)o->umask : 022,
+	    .poll_interval = o->poll_interval,
 	};
 	fs = fs_new(g, m, drive_id, root_id, &fc, &err);
 	if (!fs) {
-		log_error("the mounted folder could not be read: %s", strerror(-err));
+		log_error("the mounted folder could not be read: %s",
+			  strerror(-err));
 		goto out;
 	}
 	double t = o->poll_interval > 0 ? o->poll_interval : 30;
 	struct fuse_adapter_config ac = {
-		.mountpoint = o->mountpoint,
-		.fsname = o->source,
-		.foreground = o->foreground,
-		.debug = o->debug,
-		.allow_other = o->allow_other,
-		.default_permissions = o->default_permissions,
-		.attr_timeout = o->attr_timeout >= 0 ? o->attr_timeout : t,
-		.entry_timeout = o->entry_timeout >= 0 ? o->entry_timeout : t,
+	    .mountpoint = o->mountpoint,
+	    .fsname = o->source,
+	    .foreground = o->foreground,
+	    .debug = o->debug,
+	    .allow_other = o->allow_other,
+	    .default_permissions = o->default_permissions,
+	    .attr_timeout = o->attr_timeout >= 0 ? o->attr_timeout : t,
+	    .entry_timeout = o->entry_timeout >= 0 ? o->entry_timeout : t,
 	};
 	err = fuse_adapter_run(fs, &ac);
 out:
@@ -230,7 +240,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (!o.check && !o.source) {
-		fprintf(stderr, "spfs: no SOURCE (usage: spfs [options] SOURCE MOUNTPOINT; see spfs --help)\n");
+		fprintf(stderr, "spfs: no SOURCE (usage: spfs [options] SOURCE "
+				"MOUNTPOINT; see spfs --help)\n");
 		goto out;
 	}
 	if (auth_config_resolve(&o.auth, real_getenv, &msg) != 0) {

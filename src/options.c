@@ -35,71 +35,100 @@ void options_release(struct options *o)
 
 void options_usage(FILE *out)
 {
-	fprintf(out,
-		"Usage: spfs [-f] [-d] [-o OPTIONS] SOURCE MOUNTPOINT\n"
-		"       spfs --check [SOURCE] [-o OPTIONS]\n"
-		"       spfs [--help] [--version]\n"
-		"\n"
-		"spfs mounts a SharePoint Online document library as a read-only\n"
-		"filesystem through Microsoft Graph, authenticating with Azure\n"
-		"Workload Identity (no client secret).\n"
-		"\n"
-		"This build mounts a library read-only and shows its tree (ls, find,\n"
-		"stat, getfattr); reading file contents is not implemented yet (EIO).\n"
-		"\n"
-		"SOURCE, as copied from the browser:\n"
-		"  https://HOST/sites/SITE                     the site's default library\n"
-		"  https://HOST/sites/SITE/LIBRARY[/FOLDER..]  LIBRARY: title or URL name\n"
-		"  https://HOST/teams/SITE/...                 team sites\n"
-		"  https://HOST[/LIBRARY[/FOLDER..]]           the tenant root site\n"
-		"  drive:DRIVE_ID[:/FOLDER..]                  a library by drive id\n"
-		"\n"
-		"Modes:\n"
-		"  --check [SOURCE]   obtain an access token and report the credential,\n"
-		"                     the tokens' claims (never the tokens), and with\n"
-		"                     SOURCE the site, library and root listing; exit 0\n"
-		"                     on success\n"
-		"  -f                 stay in the foreground\n"
-		"  -d                 foreground with FUSE debug output and debug logs\n"
-		"  -h, --help         this help\n"
-		"  -V, --version      the version\n"
-		"\n"
-		"Mount options:\n"
-		"  cache_dir=DIR      metadata cache (default /var/cache/spfs as root,\n"
-		"                     $XDG_CACHE_HOME/spfs otherwise)\n"
-		"  poll_interval=S    seconds between change polls (default 30; 0 = off)\n"
-		"  attr_timeout=S, entry_timeout=S  kernel caching (default: poll_interval)\n"
-		"  uid=N, gid=N, umask=OOO  ownership and modes (files 0444, folders 0555)\n"
-		"  allow_other, default_permissions   as for any FUSE filesystem\n"
-		"  token_file=PATH, authority_host=URL  instead of the AZURE_* variables (fstab)\n"
-		"\n"
-		"Options (-o key=value[,key=value...]):\n"
-		"  auth=auto|workload|managed|certificate|secret\n"
-		"                     credential to use (default auto: a secret or\n"
-		"                     certificate from the environment, then workload\n"
-		"                     identity, then managed identity)\n"
-		"  client_id=ID       overrides AZURE_CLIENT_ID\n"
-		"  tenant_id=ID       overrides AZURE_TENANT_ID\n"
-		"  graph_url=URL      Graph base (default https://graph.microsoft.com/v1.0;\n"
-		"                     the token scope follows from it: sovereign clouds)\n"
-		"  cafile=PATH        PEM trust store for TLS (default: the system's)\n"
-		"  imds_url=URL       instance metadata endpoint (default http://169.254.169.254)\n"
-		"  imds_client_id=ID  user-assigned managed identity to ask IMDS for\n"
-		"  cert=PATH          client certificate (PEM with the key, or see cert_key)\n"
-		"  cert_key=PATH      private key of cert, when in a separate file\n"
-		"  secret_file=PATH   file holding a client secret (developers only)\n"
-		"  log_level=error|warn|info|debug|trace   (default info)\n"
-		"  log_format=text|json                    (default text, to stderr)\n"
-		"  allow_http         accept http:// endpoints: for local tests only\n"
-		"\n"
-		"Environment (injected by the AKS workload identity webhook):\n"
-		"  AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_AUTHORITY_HOST,\n"
-		"  AZURE_FEDERATED_TOKEN_FILE\n"
-		"Developer credentials: AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH.\n"
-		"A client secret is never accepted on the command line.\n"
-		"\n"
-		"Report bugs at <%s>.\n",
-		PACKAGE_BUGREPORT);
+	fprintf(
+	    out,
+	    "Usage: spfs [-f] [-d] [-o OPTIONS] SOURCE MOUNTPOINT\n"
+	    "       spfs --check [SOURCE] [-o OPTIONS]\n"
+	    "       spfs [--help] [--version]\n"
+	    "\n"
+	    "spfs mounts a SharePoint Online document library as a read-only\n"
+	    "filesystem through Microsoft Graph, authenticating with Azure\n"
+	    "Workload Identity (no client secret).\n"
+	    "\n"
+	    "This build mounts a library read-only and shows its tree (ls, "
+	    "find,\n"
+	    "stat, getfattr); reading file contents is not implemented yet "
+	    "(EIO).\n"
+	    "\n"
+	    "SOURCE, as copied from the browser:\n"
+	    "  https://HOST/sites/SITE                     the site's default "
+	    "library\n"
+	    "  https://HOST/sites/SITE/LIBRARY[/FOLDER..]  LIBRARY: title or "
+	    "URL name\n"
+	    "  https://HOST/teams/SITE/...                 team sites\n"
+	    "  https://HOST[/LIBRARY[/FOLDER..]]           the tenant root "
+	    "site\n"
+	    "  drive:DRIVE_ID[:/FOLDER..]                  a library by drive "
+	    "id\n"
+	    "\n"
+	    "Modes:\n"
+	    "  --check [SOURCE]   obtain an access token and report the "
+	    "credential,\n"
+	    "                     the tokens' claims (never the tokens), and "
+	    "with\n"
+	    "                     SOURCE the site, library and root listing; "
+	    "exit 0\n"
+	    "                     on success\n"
+	    "  -f                 stay in the foreground\n"
+	    "  -d                 foreground with FUSE debug output and debug "
+	    "logs\n"
+	    "  -h, --help         this help\n"
+	    "  -V, --version      the version\n"
+	    "\n"
+	    "Mount options:\n"
+	    "  cache_dir=DIR      metadata cache (default /var/cache/spfs as "
+	    "root,\n"
+	    "                     $XDG_CACHE_HOME/spfs otherwise)\n"
+	    "  poll_interval=S    seconds between change polls (default 30; 0 "
+	    "= off)\n"
+	    "  attr_timeout=S, entry_timeout=S  kernel caching (default: "
+	    "poll_interval)\n"
+	    "  uid=N, gid=N, umask=OOO  ownership and modes (files 0444, "
+	    "folders 0555)\n"
+	    "  allow_other, default_permissions   as for any FUSE filesystem\n"
+	    "  token_file=PATH, authority_host=URL  instead of the AZURE_* "
+	    "variables (fstab)\n"
+	    "\n"
+	    "Options (-o key=value[,key=value...]):\n"
+	    "  auth=auto|workload|managed|certificate|secret\n"
+	    "                     credential to use (default auto: a secret "
+	    "or\n"
+	    "                     certificate from the environment, then "
+	    "workload\n"
+	    "                     identity, then managed identity)\n"
+	    "  client_id=ID       overrides AZURE_CLIENT_ID\n"
+	    "  tenant_id=ID       overrides AZURE_TENANT_ID\n"
+	    "  graph_url=URL      Graph base (default "
+	    "https://graph.microsoft.com/v1.0;\n"
+	    "                     the token scope follows from it: sovereign "
+	    "clouds)\n"
+	    "  cafile=PATH        PEM trust store for TLS (default: the "
+	    "system's)\n"
+	    "  imds_url=URL       instance metadata endpoint (default "
+	    "http://169.254.169.254)\n"
+	    "  imds_client_id=ID  user-assigned managed identity to ask IMDS "
+	    "for\n"
+	    "  cert=PATH          client certificate (PEM with the key, or see "
+	    "cert_key)\n"
+	    "  cert_key=PATH      private key of cert, when in a separate "
+	    "file\n"
+	    "  secret_file=PATH   file holding a client secret (developers "
+	    "only)\n"
+	    "  log_level=error|warn|info|debug|trace   (default info)\n"
+	    "  log_format=text|json                    (default text, to "
+	    "stderr)\n"
+	    "  allow_http         accept http:// endpoints: for local tests "
+	    "only\n"
+	    "\n"
+	    "Environment (injected by the AKS workload identity webhook):\n"
+	    "  AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_AUTHORITY_HOST,\n"
+	    "  AZURE_FEDERATED_TOKEN_FILE\n"
+	    "Developer credentials: AZURE_CLIENT_SECRET, "
+	    "AZURE_CLIENT_CERTIFICATE_PATH.\n"
+	    "A client secret is never accepted on the command line.\n"
+	    "\n"
+	    "Report bugs at <%s>.\n",
+	    PACKAGE_BUGREPORT);
 }
 
 static int set_str(char **field, const char *value)
@@ -117,39 +146,43 @@ static int apply_option(struct options *o, const char *key, const char *value,
 		const char *name;
 		size_t offset;
 	} strings[] = {
-		{"client_id", offsetof(struct options, auth.client_id)},
-		{"tenant_id", offsetof(struct options, auth.tenant_id)},
-		{"graph_url", offsetof(struct options, auth.graph_url)},
-		{"imds_url", offsetof(struct options, auth.imds_url)},
-		{"imds_client_id", offsetof(struct options, auth.imds_client_id)},
-		{"cert", offsetof(struct options, auth.cert_path)},
-		{"cert_key", offsetof(struct options, auth.cert_key_path)},
-		{"secret_file", offsetof(struct options, auth.secret_file)},
-		{"cafile", offsetof(struct options, cafile)},
-		{"cache_dir", offsetof(struct options, cache_dir)},
-		{"token_file", offsetof(struct options, auth.token_file)},
-		{"authority_host", offsetof(struct options, auth.authority_host)},
+	    {"client_id", offsetof(struct options, auth.client_id)},
+	    {"tenant_id", offsetof(struct options, auth.tenant_id)},
+	    {"graph_url", offsetof(struct options, auth.graph_url)},
+	    {"imds_url", offsetof(struct options, auth.imds_url)},
+	    {"imds_client_id", offsetof(struct options, auth.imds_client_id)},
+	    {"cert", offsetof(struct options, auth.cert_path)},
+	    {"cert_key", offsetof(struct options, auth.cert_key_path)},
+	    {"secret_file", offsetof(struct options, auth.secret_file)},
+	    {"cafile", offsetof(struct options, cafile)},
+	    {"cache_dir", offsetof(struct options, cache_dir)},
+	    {"token_file", offsetof(struct options, auth.token_file)},
+	    {"authority_host", offsetof(struct options, auth.authority_host)},
 	};
 	static const struct {
 		const char *name;
 		size_t offset;
 	} seconds[] = {
-		{"poll_interval", offsetof(struct options, poll_interval)},
-		{"attr_timeout", offsetof(struct options, attr_timeout)},
-		{"entry_timeout", offsetof(struct options, entry_timeout)},
+	    {"poll_interval", offsetof(struct options, poll_interval)},
+	    {"attr_timeout", offsetof(struct options, attr_timeout)},
+	    {"entry_timeout", offsetof(struct options, entry_timeout)},
 	};
 	/* What mount(8) and fstab pass along; spfs is read-only regardless. */
 	static const char *const ignored[] = {
-		"rw", "ro", "dev", "nodev", "suid", "nosuid", "exec", "noexec",
-		"atime", "noatime", "relatime", "auto", "noauto", "user", "nouser",
-		"users", "_netdev", "nofail", "defaults",
+	    "rw",	"ro",	   "dev",    "nodev",	 "suid",
+	    "nosuid",	"exec",	   "noexec", "atime",	 "noatime",
+	    "relatime", "auto",	   "noauto", "user",	 "nouser",
+	    "users",	"_netdev", "nofail", "defaults",
 	};
 
 	if (strcmp(key, "client_secret") == 0 || strcmp(key, "secret") == 0) {
 		buf_appendf(msg,
-			    "-o %s: a client secret is never accepted on the command line, where "
-			    "other users can read it (ps, /proc) and shells record it; use "
-			    "AZURE_CLIENT_SECRET or -o secret_file=PATH, or better, workload identity",
+			    "-o %s: a client secret is never accepted on the "
+			    "command line, where "
+			    "other users can read it (ps, /proc) and shells "
+			    "record it; use "
+			    "AZURE_CLIENT_SECRET or -o secret_file=PATH, or "
+			    "better, workload identity",
 			    key);
 		return -EINVAL;
 	}
@@ -174,8 +207,9 @@ static int apply_option(struct options *o, const char *key, const char *value,
 		char *end = NULL;
 		double v = value ? strtod(value, &end) : -1;
 		if (!value || !*value || *end || v < 0 || v > 86400) {
-			buf_appendf(msg, "-o %s=%s: expected seconds (0 to 86400)", key,
-				    value ? value : "");
+			buf_appendf(msg,
+				    "-o %s=%s: expected seconds (0 to 86400)",
+				    key, value ? value : "");
 			return -EINVAL;
 		}
 		*(double *)((char *)o + seconds[i].offset) = v;
@@ -189,11 +223,13 @@ static int apply_option(struct options *o, const char *key, const char *value,
 		if (!value || !*value || *end || v < 0 ||
 		    (base == 8 && v > 0777) || v > 0x7fffffffL) {
 			buf_appendf(msg, "-o %s=%s: expected a %s number", key,
-				    value ? value : "", base == 8 ? "octal" : "decimal");
+				    value ? value : "",
+				    base == 8 ? "octal" : "decimal");
 			return -EINVAL;
 		}
-		*(strcmp(key, "uid") == 0 ? &o->uid
-		  : strcmp(key, "gid") == 0 ? &o->gid : &o->umask) = v;
+		*(strcmp(key, "uid") == 0   ? &o->uid
+		  : strcmp(key, "gid") == 0 ? &o->gid
+					    : &o->umask) = v;
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
@@ -210,7 +246,8 @@ static int apply_option(struct options *o, const char *key, const char *value,
 		if (value && auth_kind_parse(value, &o->auth.kind) == 0)
 			return 0;
 		buf_appendf(msg,
-			    "-o auth=%s: expected auto, workload, managed, certificate or secret",
+			    "-o auth=%s: expected auto, workload, managed, "
+			    "certificate or secret",
 			    value ? value : "");
 		return -EINVAL;
 	}
@@ -218,7 +255,8 @@ static int apply_option(struct options *o, const char *key, const char *value,
 		if (value && log_level_parse(value, &o->log_level) == 0)
 			return 0;
 		buf_appendf(msg,
-			    "-o log_level=%s: expected error, warn, info, debug or trace",
+			    "-o log_level=%s: expected error, warn, info, "
+			    "debug or trace",
 			    value ? value : "");
 		return -EINVAL;
 	}
@@ -266,7 +304,8 @@ int options_parse(struct options *o, int argc, char **argv, struct buf *msg)
 
 		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			o->help = true;
-		} else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+		} else if (strcmp(a, "-V") == 0 ||
+			   strcmp(a, "--version") == 0) {
 			o->version = true;
 		} else if (strcmp(a, "--check") == 0) {
 			o->check = true;
@@ -285,14 +324,17 @@ int options_parse(struct options *o, int argc, char **argv, struct buf *msg)
 		} else if (strncmp(a, "-o", 2) == 0) {
 			err = apply_option_list(o, a + 2, msg);
 		} else if (a[0] == '-' && a[1] != '\0') {
-			buf_appendf(msg, "unknown argument '%s' (see spfs --help)", a);
+			buf_appendf(
+			    msg, "unknown argument '%s' (see spfs --help)", a);
 			return -EINVAL;
 		} else if (!o->source) {
 			err = set_str(&o->source, a);
 		} else if (!o->mountpoint) {
 			err = set_str(&o->mountpoint, a);
 		} else {
-			buf_appendf(msg, "unexpected argument '%s' (see spfs --help)", a);
+			buf_appendf(
+			    msg, "unexpected argument '%s' (see spfs --help)",
+			    a);
 			return -EINVAL;
 		}
 	}

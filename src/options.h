@@ -22,17 +22,17 @@ struct options {
 	bool check;
 	bool foreground;
 	bool debug;
-	char *source;     /* owned */
-	char *mountpoint; /* owned */
-	char *cafile;     /* owned; -o cafile= */
-	char *cache_dir;  /* owned; NULL = the default */
-	double poll_interval;  /* seconds, default 30 */
-	double attr_timeout;   /* kernel caching, default = poll_interval */
+	char *source;	      /* owned */
+	char *mountpoint;     /* owned */
+	char *cafile;	      /* owned; -o cafile= */
+	char *cache_dir;      /* owned; NULL = the default */
+	double poll_interval; /* seconds, default 30 */
+	double attr_timeout;  /* kernel caching, default = poll_interval */
 	double entry_timeout;
 	bool allow_other;
 	bool default_permissions;
-	long uid, gid;    /* -1 = the mounting user */
-	long umask;       /* -1 = 022 */
+	long uid, gid; /* -1 = the mounting user */
+	long umask;    /* -1 = 022 */
 	enum log_level log_level;
 	enum log_format log_format;
 	struct auth_config auth; /* auth.* strings owned */

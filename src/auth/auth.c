@@ -28,8 +28,8 @@
 #include "base/log.h"
 
 #define DEFAULT_AUTHORITY "https://login.microsoftonline.com/"
-#define DEFAULT_GRAPH "https://graph.microsoft.com/v1.0"
-#define DEFAULT_IMDS "http://169.254.169.254"
+#define DEFAULT_GRAPH	  "https://graph.microsoft.com/v1.0"
+#define DEFAULT_IMDS	  "http://169.254.169.254"
 /* Attempts one fetch makes when there is no valid token to fall back on. */
 #define COLD_ATTEMPTS 3
 
@@ -43,9 +43,9 @@ const char *auth_kind_name(enum auth_kind kind)
 
 const char *auth_kind_description(enum auth_kind kind)
 {
-	static const char *const desc[] = {"automatic", "workload identity",
-					   "managed identity",
-					   "client certificate", "client secret"};
+	static const char *const desc[] = {
+	    "automatic", "workload identity", "managed identity",
+	    "client certificate", "client secret"};
 
 	return (unsigned)kind < 5 ? desc[kind] : "?";
 }
@@ -61,7 +61,10 @@ int auth_kind_parse(const char *name, enum auth_kind *out)
 	return -EINVAL;
 }
 
-void auth_config_init(struct auth_config *cfg) { memset(cfg, 0, sizeof(*cfg)); }
+void auth_config_init(struct auth_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+}
 
 static void free_secret_str(char **s)
 {
@@ -74,11 +77,11 @@ static void free_secret_str(char **s)
 
 void auth_config_release(struct auth_config *cfg)
 {
-	char **fields[] = {&cfg->why,           &cfg->client_id,
-			   &cfg->tenant_id,     &cfg->authority_host,
-			   &cfg->token_file,    &cfg->cert_path,
+	char **fields[] = {&cfg->why,		&cfg->client_id,
+			   &cfg->tenant_id,	&cfg->authority_host,
+			   &cfg->token_file,	&cfg->cert_path,
 			   &cfg->cert_key_path, &cfg->secret_file,
-			   &cfg->imds_url,      &cfg->imds_client_id,
+			   &cfg->imds_url,	&cfg->imds_client_id,
 			   &cfg->graph_url};
 
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
@@ -135,9 +138,12 @@ static int require(const struct auth_config *cfg, const char *value,
 	buf_reset(msg);
 	if (cfg->kind == AUTH_WORKLOAD)
 		buf_appendf(msg,
-			    "workload identity needs %s, which is not set: the AKS workload identity "
-			    "webhook injects it into pods labelled azure.workload.identity/use: \"true\" "
-			    "whose service account is annotated azure.workload.identity/client-id",
+			    "workload identity needs %s, which is not set: the "
+			    "AKS workload identity "
+			    "webhook injects it into pods labelled "
+			    "azure.workload.identity/use: \"true\" "
+			    "whose service account is annotated "
+			    "azure.workload.identity/client-id",
 			    variable);
 	else
 		buf_appendf(msg, "%s credential needs %s, which is not set",
@@ -154,7 +160,8 @@ static int check_https(const char *what, const char *url, bool allow_http,
 		return 0;
 	buf_reset(msg);
 	buf_appendf(msg,
-		    "%s '%s' is not an https:// URL (plain http is accepted only with -o allow_http, for tests)",
+		    "%s '%s' is not an https:// URL (plain http is accepted "
+		    "only with -o allow_http, for tests)",
 		    what, url);
 	return -EINVAL;
 }
@@ -166,8 +173,9 @@ int auth_config_resolve(struct auth_config *cfg, auth_getenv_fn getenv_fn,
 
 	err = err ? err : fill(&cfg->client_id, getenv_fn, "AZURE_CLIENT_ID");
 	err = err ? err : fill(&cfg->tenant_id, getenv_fn, "AZURE_TENANT_ID");
-	err = err ? err
-		  : fill(&cfg->authority_host, getenv_fn, "AZURE_AUTHORITY_HOST");
+	err =
+	    err ? err
+		: fill(&cfg->authority_host, getenv_fn, "AZURE_AUTHORITY_HOST");
 	err = err ? err
 		  : fill(&cfg->token_file, getenv_fn,
 			 "AZURE_FEDERATED_TOKEN_FILE");
@@ -187,24 +195,32 @@ int auth_config_resolve(struct auth_config *cfg, auth_getenv_fn getenv_fn,
 		if (cfg->secret || cfg->secret_file) {
 			cfg->kind = AUTH_SECRET;
 			err = set_why(cfg, cfg->secret_file
-						   ? "a client secret file was given (-o secret_file)"
-						   : "AZURE_CLIENT_SECRET is set");
+					       ? "a client secret file was "
+						 "given (-o secret_file)"
+					       : "AZURE_CLIENT_SECRET is set");
 		} else if (cfg->cert_path) {
 			cfg->kind = AUTH_CERTIFICATE;
-			err = set_why(cfg, "a client certificate is configured (AZURE_CLIENT_CERTIFICATE_PATH or -o cert)");
+			err = set_why(
+			    cfg, "a client certificate is configured "
+				 "(AZURE_CLIENT_CERTIFICATE_PATH or -o cert)");
 		} else if (cfg->token_file) {
 			cfg->kind = AUTH_WORKLOAD;
-			err = set_why(cfg, "AZURE_FEDERATED_TOKEN_FILE is set: AKS workload identity");
+			err = set_why(cfg, "AZURE_FEDERATED_TOKEN_FILE is set: "
+					   "AKS workload identity");
 		} else {
 			cfg->kind = AUTH_MANAGED;
-			err = set_why(cfg, "no secret, certificate or federated token in the environment; trying the instance's managed identity");
+			err =
+			    set_why(cfg, "no secret, certificate or federated "
+					 "token in the environment; trying the "
+					 "instance's managed identity");
 		}
 	} else {
 		err = set_why(cfg, "chosen with -o auth");
 	}
 	if (err)
 		return err;
-	if (cfg->kind == AUTH_MANAGED && !cfg->imds_client_id && cfg->client_id) {
+	if (cfg->kind == AUTH_MANAGED && !cfg->imds_client_id &&
+	    cfg->client_id) {
 		cfg->imds_client_id = strdup(cfg->client_id);
 		if (!cfg->imds_client_id)
 			return -ENOMEM;
@@ -223,20 +239,23 @@ int auth_config_resolve(struct auth_config *cfg, auth_getenv_fn getenv_fn,
 	if (!err && !tenant_valid(cfg->tenant_id)) {
 		buf_reset(msg);
 		buf_appendf(msg,
-			    "AZURE_TENANT_ID '%s' is not a tenant id (a GUID or a domain name)",
+			    "AZURE_TENANT_ID '%s' is not a tenant id (a GUID "
+			    "or a domain name)",
 			    cfg->tenant_id);
 		err = -EINVAL;
 	}
 	if (!err && cfg->kind == AUTH_WORKLOAD)
-		err = require(cfg, cfg->token_file, "AZURE_FEDERATED_TOKEN_FILE",
-			      msg);
+		err = require(cfg, cfg->token_file,
+			      "AZURE_FEDERATED_TOKEN_FILE", msg);
 	if (!err && cfg->kind == AUTH_CERTIFICATE)
 		err = require(cfg, cfg->cert_path,
 			      "AZURE_CLIENT_CERTIFICATE_PATH (or -o cert=PATH)",
 			      msg);
-	if (!err && cfg->kind == AUTH_SECRET && !cfg->secret && !cfg->secret_file)
-		err = require(cfg, NULL,
-			      "AZURE_CLIENT_SECRET or -o secret_file=PATH", msg);
+	if (!err && cfg->kind == AUTH_SECRET && !cfg->secret &&
+	    !cfg->secret_file)
+		err =
+		    require(cfg, NULL,
+			    "AZURE_CLIENT_SECRET or -o secret_file=PATH", msg);
 	return err;
 }
 
@@ -267,20 +286,22 @@ double auth_backoff_seconds(unsigned attempt, double jitter)
 	return d * (0.8 + 0.4 * jitter);
 }
 
-/* ---- the cache ------------------------------------------------------------ */
+/* ---- the cache ------------------------------------------------------------
+ */
 
 struct auth {
 	struct auth_config cfg; /* deep copy, owned */
 	struct credential *cred;
 	pthread_mutex_t lock;
 	pthread_cond_t changed;
-	struct buf token;      /* secret; empty when none */
-	long long expires_at;  /* epoch s */
-	double usable_until;   /* expires_at less slack for a request's flight */
-	long long refresh_at;  /* epoch s */
+	struct buf token;     /* secret; empty when none */
+	long long expires_at; /* epoch s */
+	double usable_until;  /* expires_at less slack for a request's flight */
+	long long refresh_at; /* epoch s */
 	bool refreshing;
-	unsigned failures;     /* consecutive */
-	double next_attempt;   /* epoch s (fractional) before which no fetch starts */
+	unsigned failures;   /* consecutive */
+	double next_attempt; /* epoch s (fractional) before which no fetch
+				starts */
 	int last_err;
 	struct buf last_msg;   /* last failure, for auth_last_error */
 	struct buf logged_msg; /* last failure logged, to log each once */
@@ -371,7 +392,8 @@ struct auth *auth_new_with_credential(const struct auth_config *cfg,
 	return a;
 }
 
-struct auth *auth_new(const struct auth_config *cfg, struct http *http, int *err)
+struct auth *auth_new(const struct auth_config *cfg, struct http *http,
+		      int *err)
 {
 	struct auth *a = auth_alloc(cfg, err);
 	struct buf msg;
@@ -395,7 +417,9 @@ struct auth *auth_new(const struct auth_config *cfg, struct http *http, int *err
 		break;
 	default:
 		*err = -EINVAL;
-		buf_append_str(&msg, "no credential kind chosen (resolve the config first)");
+		buf_append_str(
+		    &msg,
+		    "no credential kind chosen (resolve the config first)");
 	}
 	if (!a->cred) {
 		if (msg.len)
@@ -453,7 +477,8 @@ static int fetch_unlocked(struct auth *a, bool cold, struct token_grant *grant,
 	for (unsigned attempt = 1; attempt <= (cold ? COLD_ATTEMPTS : 1);
 	     attempt++) {
 		if (attempt > 1) {
-			double d = auth_backoff_seconds(attempt - 1, jitter01());
+			double d =
+			    auth_backoff_seconds(attempt - 1, jitter01());
 			struct timespec ts = {(time_t)d,
 					      (long)((d - (long)d) * 1e9)};
 			nanosleep(&ts, NULL);
@@ -512,26 +537,26 @@ int auth_token(struct auth *a, struct buf *out)
 			a->expires_at = grant.obtained + grant.expires_in;
 			/* 5 s of slack, less for very short test tokens. */
 			double slack = grant.expires_in / 10.0 < 5.0
-					       ? grant.expires_in / 10.0
-					       : 5.0;
+					   ? grant.expires_in / 10.0
+					   : 5.0;
 			a->usable_until = (double)a->expires_at - slack;
-			a->refresh_at = auth_refresh_at(grant.obtained,
-							grant.expires_in,
-							grant.refresh_in);
+			a->refresh_at = auth_refresh_at(
+			    grant.obtained, grant.expires_in, grant.refresh_in);
 			a->failures = 0;
 			a->next_attempt = 0;
 			a->last_err = 0;
 			buf_reset(&a->last_msg);
 			buf_reset(&a->logged_msg);
-			log_info("%s: access token obtained, valid for %lld s, refresh in %lld s",
+			log_info("%s: access token obtained, valid for %lld s, "
+				 "refresh in %lld s",
 				 a->cred->name, grant.expires_in,
 				 a->refresh_at - grant.obtained);
 		} else {
 			a->failures++;
 			a->stats.token_failures++;
-			a->next_attempt = now_s() + auth_backoff_seconds(
-							    a->failures,
-							    jitter01());
+			a->next_attempt =
+			    now_s() +
+			    auth_backoff_seconds(a->failures, jitter01());
 			note_failure_locked(a, ferr, buf_str(&msg));
 		}
 		token_grant_release(&grant);
@@ -559,7 +584,8 @@ void auth_invalidate(struct auth *a, const char *token)
 		a->refresh_at = 0;
 		a->next_attempt = 0;
 		a->stats.invalidations++;
-		log_info("%s: the resource rejected the access token; fetching a new one",
+		log_info("%s: the resource rejected the access token; fetching "
+			 "a new one",
 			 a->cred->name);
 	}
 	pthread_mutex_unlock(&a->lock);

@@ -31,20 +31,20 @@ enum auth_kind {
 
 /* All strings are owned by the config (auth_config_release frees them). */
 struct auth_config {
-	enum auth_kind kind;     /* after auth_config_resolve: never AUTH_AUTO */
-	char *why;               /* why this kind was chosen (for the log) */
-	char *client_id;         /* AZURE_CLIENT_ID */
-	char *tenant_id;         /* AZURE_TENANT_ID */
-	char *authority_host;    /* AZURE_AUTHORITY_HOST, default public cloud */
-	char *token_file;        /* AZURE_FEDERATED_TOKEN_FILE */
-	char *cert_path;         /* AZURE_CLIENT_CERTIFICATE_PATH or -o cert= */
-	char *cert_key_path;     /* -o cert_key= (NULL: key in cert_path) */
-	char *secret_file;       /* -o secret_file= */
-	char *secret;            /* AZURE_CLIENT_SECRET (wiped on release) */
-	char *imds_url;          /* default http://169.254.169.254 */
-	char *imds_client_id;    /* -o imds_client_id=, else AZURE_CLIENT_ID */
-	char *graph_url;         /* default https://graph.microsoft.com/v1.0 */
-	bool allow_http;         /* test-only: accept http:// endpoints */
+	enum auth_kind kind;  /* after auth_config_resolve: never AUTH_AUTO */
+	char *why;	      /* why this kind was chosen (for the log) */
+	char *client_id;      /* AZURE_CLIENT_ID */
+	char *tenant_id;      /* AZURE_TENANT_ID */
+	char *authority_host; /* AZURE_AUTHORITY_HOST, default public cloud */
+	char *token_file;     /* AZURE_FEDERATED_TOKEN_FILE */
+	char *cert_path;      /* AZURE_CLIENT_CERTIFICATE_PATH or -o cert= */
+	char *cert_key_path;  /* -o cert_key= (NULL: key in cert_path) */
+	char *secret_file;    /* -o secret_file= */
+	char *secret;	      /* AZURE_CLIENT_SECRET (wiped on release) */
+	char *imds_url;	      /* default http://169.254.169.254 */
+	char *imds_client_id; /* -o imds_client_id=, else AZURE_CLIENT_ID */
+	char *graph_url;      /* default https://graph.microsoft.com/v1.0 */
+	bool allow_http;      /* test-only: accept http:// endpoints */
 };
 
 void auth_config_init(struct auth_config *cfg);
@@ -74,7 +74,8 @@ struct auth;
 
 /* The config is copied. Returns NULL + *err (-ENOMEM, -EINVAL with a log line
  * for an unusable certificate or secret file). */
-struct auth *auth_new(const struct auth_config *cfg, struct http *http, int *err);
+struct auth *auth_new(const struct auth_config *cfg, struct http *http,
+		      int *err);
 void auth_free(struct auth *a);
 
 /*
@@ -97,10 +98,11 @@ const char *auth_last_error(struct auth *a);
 
 /* Counters for metrics and tests. */
 struct auth_stats {
-	unsigned long token_requests;   /* requests sent to the token endpoint */
+	unsigned long token_requests; /* requests sent to the token endpoint */
 	unsigned long token_failures;
 	unsigned long invalidations;
-	long long expires_at;           /* epoch seconds of the current token, 0 if none */
+	long long
+	    expires_at; /* epoch seconds of the current token, 0 if none */
 };
 void auth_get_stats(struct auth *a, struct auth_stats *out);
 

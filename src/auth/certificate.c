@@ -46,19 +46,21 @@ static int certificate_fetch(struct credential *c, struct token_grant *grant,
 	}
 	err = url_form_add(&form, "grant_type", "client_credentials");
 	err = err ? err : url_form_add(&form, "client_id", cfg->client_id);
-	err = err ? err
-		  : url_form_add(&form, "client_assertion_type",
-				 "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+	err =
+	    err ? err
+		: url_form_add(
+		      &form, "client_assertion_type",
+		      "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
 	err = err ? err : url_form_add(&form, "client_assertion", assertion);
 	err = err ? err : url_form_add(&form, "scope", cc->ec.scope);
 	if (err)
 		goto out;
 
 	struct entra_error_context ctx = {
-		.credential = "client certificate",
-		.client_id = cfg->client_id,
-		.tenant_id = cfg->tenant_id,
-		.now = now,
+	    .credential = "client certificate",
+	    .client_id = cfg->client_id,
+	    .tenant_id = cfg->tenant_id,
+	    .now = now,
 	};
 	err = entra_token_post(&cc->ec, &form, &ctx, grant, &aadsts, msg);
 out:
@@ -93,7 +95,8 @@ struct credential *credential_certificate_new(const struct auth_config *cfg,
 	cc->base.name = "client certificate";
 	cc->base.fetch = certificate_fetch;
 	cc->base.free = certificate_free;
-	cc->cert = cert_credential_load(cfg->cert_path, cfg->cert_key_path, err);
+	cc->cert =
+	    cert_credential_load(cfg->cert_path, cfg->cert_key_path, err);
 	if (!cc->cert) {
 		buf_reset(msg);
 		buf_appendf(msg, "cannot use the client certificate %s: %s",

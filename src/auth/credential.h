@@ -83,7 +83,7 @@ int entra_token_post(const struct entra_client *ec, const struct buf *form,
  * slash, and the scope {graph resource}/.default. */
 struct entra_client {
 	const struct auth_config *cfg; /* borrowed */
-	struct http *http;             /* borrowed */
+	struct http *http;	       /* borrowed */
 	char *token_url;
 	char *scope;
 };

@@ -50,19 +50,19 @@ int entra_token_post(const struct entra_client *ec, const struct buf *form,
 		     struct token_grant *grant, long *aadsts, struct buf *msg)
 {
 	const struct http_header headers[] = {
-		{"Content-Type", "application/x-www-form-urlencoded"},
-		{"Accept", "application/json"},
+	    {"Content-Type", "application/x-www-form-urlencoded"},
+	    {"Accept", "application/json"},
 	};
 	struct http_request req = {
-		.method = "POST",
-		.url = ec->token_url,
-		.headers = headers,
-		.nheaders = 2,
-		.body = form->data,
-		.body_len = form->len,
-		.max_body = 256 * 1024,
-		.secret_body = 1,
-		.timeout_ms = TOKEN_TIMEOUT_MS,
+	    .method = "POST",
+	    .url = ec->token_url,
+	    .headers = headers,
+	    .nheaders = 2,
+	    .body = form->data,
+	    .body_len = form->len,
+	    .max_body = 256 * 1024,
+	    .secret_body = 1,
+	    .timeout_ms = TOKEN_TIMEOUT_MS,
 	};
 	struct http_response resp;
 	struct entra_error ee;
@@ -77,7 +77,8 @@ int entra_token_post(const struct entra_client *ec, const struct buf *form,
 		buf_reset(msg);
 		if (err == -EPROTO) {
 			buf_appendf(msg,
-				    "TLS to the token endpoint failed: %s (is -o cafile right?)",
+				    "TLS to the token endpoint failed: %s (is "
+				    "-o cafile right?)",
 				    resp.error);
 		} else if (http_error_is_transient(err)) {
 			buf_appendf(msg, "token endpoint unreachable: %s",
@@ -96,7 +97,8 @@ int entra_token_post(const struct entra_client *ec, const struct buf *form,
 		if (err == -EINVAL) {
 			buf_reset(msg);
 			buf_appendf(msg,
-				    "token endpoint sent a malformed success response (HTTP 200, %zu bytes)",
+				    "token endpoint sent a malformed success "
+				    "response (HTTP 200, %zu bytes)",
 				    resp.body.len);
 			err = -EAGAIN;
 		}
@@ -110,11 +112,13 @@ int entra_token_post(const struct entra_client *ec, const struct buf *form,
 		*aadsts = ee.aadsts;
 		entra_error_message(&ee, ctx, msg);
 	} else {
-		buf_appendf(msg, "token endpoint answered HTTP %ld", resp.status);
+		buf_appendf(msg, "token endpoint answered HTTP %ld",
+			    resp.status);
 	}
 	if (resp.status == 429 || resp.status >= 500) {
 		if (resp.retry_after)
-			buf_appendf(msg, " (Retry-After: %s)", resp.retry_after);
+			buf_appendf(msg, " (Retry-After: %s)",
+				    resp.retry_after);
 		err = -EAGAIN;
 	} else {
 		err = -EACCES;

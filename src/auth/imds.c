@@ -30,17 +30,17 @@ static int imds_fetch(struct credential *c, struct token_grant *grant,
 {
 	struct imds_cred *ic = (struct imds_cred *)c;
 	const struct http_header headers[] = {
-		{"Metadata", "true"},
-		{"Accept", "application/json"},
+	    {"Metadata", "true"},
+	    {"Accept", "application/json"},
 	};
 	struct http_request req = {
-		.url = ic->url,
-		.headers = headers,
-		.nheaders = 2,
-		.max_body = 256 * 1024,
-		.secret_body = 1,
-		.timeout_ms = 30000,
-		.allow_http = ic->allow_http,
+	    .url = ic->url,
+	    .headers = headers,
+	    .nheaders = 2,
+	    .max_body = 256 * 1024,
+	    .secret_body = 1,
+	    .timeout_ms = 30000,
+	    .allow_http = ic->allow_http,
 	};
 	struct http_response resp;
 	struct entra_error ee;
@@ -60,7 +60,8 @@ static int imds_fetch(struct credential *c, struct token_grant *grant,
 		err = token_response_parse(resp.body.data ? resp.body.data : "",
 					   resp.body.len, now, grant);
 		if (err == -EINVAL) {
-			buf_appendf(msg, "IMDS sent a malformed token response");
+			buf_appendf(msg,
+				    "IMDS sent a malformed token response");
 			err = -EAGAIN;
 		}
 		goto out;
@@ -68,9 +69,9 @@ static int imds_fetch(struct credential *c, struct token_grant *grant,
 	if (entra_error_parse(resp.body.data ? resp.body.data : "",
 			      resp.body.len, &ee) == 0) {
 		struct entra_error_context ctx = {
-			.credential = "managed identity",
-			.client_id = ic->cfg->imds_client_id,
-			.now = now,
+		    .credential = "managed identity",
+		    .client_id = ic->cfg->imds_client_id,
+		    .now = now,
 		};
 		entra_error_message(&ee, &ctx, msg);
 		entra_error_release(&ee);
@@ -105,8 +106,8 @@ static int imds_host_may_use_http(const char *url)
 	if (url_parse(url, &p) != 0)
 		return 0;
 	ok = strcmp(p.host, "169.254.169.254") == 0 ||
-	     strcmp(p.host, "127.0.0.1") == 0 || strcmp(p.host, "localhost") == 0 ||
-	     strcmp(p.host, "::1") == 0;
+	     strcmp(p.host, "127.0.0.1") == 0 ||
+	     strcmp(p.host, "localhost") == 0 || strcmp(p.host, "::1") == 0;
 	url_parts_release(&p);
 	return ok;
 }
@@ -130,7 +131,8 @@ struct credential *credential_imds_new(const struct auth_config *cfg,
 	ic->base.free = imds_free;
 	ic->cfg = cfg;
 	ic->http = http;
-	ic->allow_http = cfg->allow_http || imds_host_may_use_http(cfg->imds_url);
+	ic->allow_http =
+	    cfg->allow_http || imds_host_may_use_http(cfg->imds_url);
 	resource = url_resource_for(cfg->graph_url);
 	base = url_join(cfg->imds_url, parts, 1);
 	if (!resource || !base)

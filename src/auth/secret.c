@@ -80,17 +80,18 @@ static int secret_fetch(struct credential *c, struct token_grant *grant,
 		goto out;
 	}
 	err = url_form_add(&form, "grant_type", "client_credentials");
-	err = err ? err : url_form_add(&form, "client_id", s->ec.cfg->client_id);
+	err =
+	    err ? err : url_form_add(&form, "client_id", s->ec.cfg->client_id);
 	err = err ? err : url_form_add(&form, "client_secret", secret.data);
 	err = err ? err : url_form_add(&form, "scope", s->ec.scope);
 	if (err)
 		goto out;
 
 	struct entra_error_context ctx = {
-		.credential = "client secret",
-		.client_id = s->ec.cfg->client_id,
-		.tenant_id = s->ec.cfg->tenant_id,
-		.now = (long long)time(NULL),
+	    .credential = "client secret",
+	    .client_id = s->ec.cfg->client_id,
+	    .tenant_id = s->ec.cfg->tenant_id,
+	    .now = (long long)time(NULL),
 	};
 	err = entra_token_post(&s->ec, &form, &ctx, grant, &aadsts, msg);
 out:

@@ -20,10 +20,14 @@ void token_grant_init(struct token_grant *g)
 	buf_init_secret(&g->token, 64 * 1024);
 }
 
-void token_grant_release(struct token_grant *g) { buf_release(&g->token); }
+void token_grant_release(struct token_grant *g)
+{
+	buf_release(&g->token);
+}
 
 /* A non-negative integer from a JSON number or a decimal string. */
-static int json_seconds(struct json_object *obj, const char *key, long long *out)
+static int json_seconds(struct json_object *obj, const char *key,
+			long long *out)
 {
 	struct json_object *v;
 

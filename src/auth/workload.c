@@ -40,9 +40,12 @@ static int read_token_file(const char *path, struct buf *out, struct buf *msg)
 		err = -errno;
 		buf_reset(msg);
 		buf_appendf(msg,
-			    "cannot read the service-account token AZURE_FEDERATED_TOKEN_FILE=%s: %s "
-			    "(the workload identity webhook projects it into pods labelled "
-			    "azure.workload.identity/use: \"true\" whose service account is annotated "
+			    "cannot read the service-account token "
+			    "AZURE_FEDERATED_TOKEN_FILE=%s: %s "
+			    "(the workload identity webhook projects it into "
+			    "pods labelled "
+			    "azure.workload.identity/use: \"true\" whose "
+			    "service account is annotated "
 			    "azure.workload.identity/client-id)",
 			    path, strerror(errno));
 		return err;
@@ -64,7 +67,8 @@ static int read_token_file(const char *path, struct buf *out, struct buf *msg)
 		if (err) {
 			buf_reset(msg);
 			buf_appendf(msg,
-				    "%s is larger than %d bytes: not a service-account token",
+				    "%s is larger than %d bytes: not a "
+				    "service-account token",
 				    path, SA_TOKEN_MAX);
 			goto out;
 		}
@@ -104,24 +108,27 @@ static int workload_fetch(struct credential *c, struct token_grant *grant,
 		}
 		if (have_claims)
 			jwt_claims_release(&claims);
-		have_claims = jwt_decode(assertion.data, assertion.len,
-					 &claims) == 0;
+		have_claims =
+		    jwt_decode(assertion.data, assertion.len, &claims) == 0;
 		struct entra_error_context ctx = {
-			.credential = "workload identity",
-			.client_id = w->ec.cfg->client_id,
-			.tenant_id = w->ec.cfg->tenant_id,
-			.sa_issuer = have_claims ? claims.iss : NULL,
-			.sa_subject = have_claims ? claims.sub : NULL,
-			.sa_exp = have_claims ? claims.exp : 0,
-			.now = (long long)time(NULL),
+		    .credential = "workload identity",
+		    .client_id = w->ec.cfg->client_id,
+		    .tenant_id = w->ec.cfg->tenant_id,
+		    .sa_issuer = have_claims ? claims.iss : NULL,
+		    .sa_subject = have_claims ? claims.sub : NULL,
+		    .sa_exp = have_claims ? claims.exp : 0,
+		    .now = (long long)time(NULL),
 		};
 
 		buf_reset(&form);
 		err = url_form_add(&form, "grant_type", "client_credentials");
-		err = err ? err : url_form_add(&form, "client_id", w->ec.cfg->client_id);
+		err = err ? err
+			  : url_form_add(&form, "client_id",
+					 w->ec.cfg->client_id);
 		err = err ? err
 			  : url_form_add(&form, "client_assertion_type",
-					 "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+					 "urn:ietf:params:oauth:client-"
+					 "assertion-type:jwt-bearer");
 		err = err ? err
 			  : url_form_add(&form, "client_assertion",
 					 assertion.data);
@@ -129,11 +136,14 @@ static int workload_fetch(struct credential *c, struct token_grant *grant,
 		if (err)
 			break;
 
-		err = entra_token_post(&w->ec, &form, &ctx, grant, &aadsts, msg);
+		err =
+		    entra_token_post(&w->ec, &form, &ctx, grant, &aadsts, msg);
 		/* An expired assertion: kubelet may have rotated the file
 		 * since we read it. Read again and retry, once. */
 		if (err == -EACCES && aadsts == 700024 && attempt == 0) {
-			log_info("workload identity: the service-account token was refused as expired; re-reading %s and retrying once",
+			log_info("workload identity: the service-account token "
+				 "was refused as expired; re-reading %s and "
+				 "retrying once",
 				 w->ec.cfg->token_file);
 			continue;
 		}

@@ -8,9 +8,9 @@
 #include <stdint.h>
 
 static const char std_chars[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 static const char url_chars[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 size_t b64_encoded_len(size_t n, enum b64_alphabet alphabet)
 {
@@ -19,7 +19,10 @@ size_t b64_encoded_len(size_t n, enum b64_alphabet alphabet)
 	return n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
 }
 
-size_t b64_decoded_max(size_t n) { return (n + 3) / 4 * 3; }
+size_t b64_decoded_max(size_t n)
+{
+	return (n + 3) / 4 * 3;
+}
 
 void b64_encode(const void *in, size_t n, char *out, enum b64_alphabet alphabet)
 {
@@ -28,7 +31,8 @@ void b64_encode(const void *in, size_t n, char *out, enum b64_alphabet alphabet)
 	size_t o = 0, i = 0;
 
 	for (; i + 3 <= n; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+		uint32_t v =
+		    (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
 		out[o++] = chars[v >> 18 & 63];
 		out[o++] = chars[v >> 12 & 63];
 		out[o++] = chars[v >> 6 & 63];

@@ -23,13 +23,15 @@ size_t b64_encoded_len(size_t n, enum b64_alphabet alphabet);
 size_t b64_decoded_max(size_t n);
 
 /* Writes b64_encoded_len()+1 bytes into out (NUL-terminated). */
-void b64_encode(const void *in, size_t n, char *out, enum b64_alphabet alphabet);
+void b64_encode(const void *in, size_t n, char *out,
+		enum b64_alphabet alphabet);
 
 /*
  * Decodes n characters of in into out (room for b64_decoded_max(n) bytes).
  * B64_STD requires padding; B64_URL accepts it or its absence.
  * Returns the decoded length, or -EINVAL for malformed input.
  */
-long b64_decode(const char *in, size_t n, void *out, enum b64_alphabet alphabet);
+long b64_decode(const char *in, size_t n, void *out,
+		enum b64_alphabet alphabet);
 
 #endif

@@ -140,4 +140,7 @@ char *buf_detach(struct buf *b, size_t *len)
 	return p;
 }
 
-const char *buf_str(const struct buf *b) { return b->data ? b->data : ""; }
+const char *buf_str(const struct buf *b)
+{
+	return b->data ? b->data : "";
+}

@@ -17,11 +17,11 @@
 #include <stddef.h>
 
 struct buf {
-	char *data;  /* NULL until the first append */
-	size_t len;  /* bytes used, excluding the terminating NUL */
-	size_t cap;  /* bytes allocated */
-	size_t max;  /* hard limit on len */
-	int secret;  /* wipe on release and on reallocation */
+	char *data; /* NULL until the first append */
+	size_t len; /* bytes used, excluding the terminating NUL */
+	size_t cap; /* bytes allocated */
+	size_t max; /* hard limit on len */
+	int secret; /* wipe on release and on reallocation */
 };
 
 void buf_init(struct buf *b, size_t max);
@@ -35,7 +35,7 @@ void buf_reset(struct buf *b);
 int buf_append(struct buf *b, const void *data, size_t len);
 int buf_append_str(struct buf *b, const char *s);
 int buf_appendf(struct buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* Hands the storage to the caller (free() it; never NULL: "" when empty)
  * and leaves the buffer empty. Returns NULL only on -ENOMEM. */

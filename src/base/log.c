@@ -26,16 +26,25 @@ static _Atomic int log_fd_cur = STDERR_FILENO;
 static const char *const level_names[] = {"error", "warn", "info", "debug",
 					  "trace"};
 
-void log_set_level(enum log_level level) { atomic_store(&log_level_cur, level); }
+void log_set_level(enum log_level level)
+{
+	atomic_store(&log_level_cur, level);
+}
 
-enum log_level log_get_level(void) { return atomic_load(&log_level_cur); }
+enum log_level log_get_level(void)
+{
+	return atomic_load(&log_level_cur);
+}
 
 void log_set_format(enum log_format format)
 {
 	atomic_store(&log_format_cur, format);
 }
 
-void log_set_fd(int fd) { atomic_store(&log_fd_cur, fd); }
+void log_set_fd(int fd)
+{
+	atomic_store(&log_fd_cur, fd);
+}
 
 bool log_enabled(enum log_level level)
 {
@@ -44,7 +53,8 @@ bool log_enabled(enum log_level level)
 
 int log_level_parse(const char *name, enum log_level *out)
 {
-	for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
+	for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]);
+	     i++) {
 		if (strcasecmp(name, level_names[i]) == 0) {
 			*out = (enum log_level)i;
 			return 0;
@@ -65,7 +75,8 @@ int log_format_parse(const char *name, enum log_format *out)
 }
 
 /* Appends src to dst[*len..cap) as a JSON string body (no quotes). */
-static void json_escape_into(char *dst, size_t cap, size_t *len, const char *src)
+static void json_escape_into(char *dst, size_t cap, size_t *len,
+			     const char *src)
 {
 	static const char hex[] = "0123456789abcdef";
 
@@ -74,15 +85,33 @@ static void json_escape_into(char *dst, size_t cap, size_t *len, const char *src
 		size_t n = 0;
 
 		switch (*p) {
-		case '"': esc[n++] = '\\'; esc[n++] = '"'; break;
-		case '\\': esc[n++] = '\\'; esc[n++] = '\\'; break;
-		case '\n': esc[n++] = '\\'; esc[n++] = 'n'; break;
-		case '\r': esc[n++] = '\\'; esc[n++] = 'r'; break;
-		case '\t': esc[n++] = '\\'; esc[n++] = 't'; break;
+		case '"':
+			esc[n++] = '\\';
+			esc[n++] = '"';
+			break;
+		case '\\':
+			esc[n++] = '\\';
+			esc[n++] = '\\';
+			break;
+		case '\n':
+			esc[n++] = '\\';
+			esc[n++] = 'n';
+			break;
+		case '\r':
+			esc[n++] = '\\';
+			esc[n++] = 'r';
+			break;
+		case '\t':
+			esc[n++] = '\\';
+			esc[n++] = 't';
+			break;
 		default:
 			if (*p < 0x20) {
-				esc[n++] = '\\'; esc[n++] = 'u'; esc[n++] = '0';
-				esc[n++] = '0'; esc[n++] = hex[*p >> 4];
+				esc[n++] = '\\';
+				esc[n++] = 'u';
+				esc[n++] = '0';
+				esc[n++] = '0';
+				esc[n++] = hex[*p >> 4];
 				esc[n++] = hex[*p & 15];
 			} else {
 				esc[n++] = (char)*p;
@@ -130,8 +159,8 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	format_time(when, sizeof(when));
 	if (atomic_load(&log_format_cur) == LOG_FORMAT_JSON) {
 		n = snprintf(line, sizeof(line),
-			     "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"", when,
-			     level_names[level]);
+			     "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"",
+			     when, level_names[level]);
 		len = (size_t)n;
 		json_escape_into(line, sizeof(line) - 3, &len, msg);
 		memcpy(line + len, "\"}\n", 3);

@@ -12,8 +12,10 @@
 
 #include <string.h>
 
-void qxh_init(struct qxh *h) { memset(h, 0, sizeof(*h)); }
-
+void qxh_init(struct qxh *h)
+{
+	memset(h, 0, sizeof(*h));
+}
 
 void qxh_update(struct qxh *h, const void *data, size_t n)
 {

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define QXH_DIGEST_LEN 20
-#define QXH_B64_LEN 28 /* base64 of 20 bytes, padded; excluding the NUL */
+#define QXH_B64_LEN    28 /* base64 of 20 bytes, padded; excluding the NUL */
 
 #define QXH_PERIOD 160
 

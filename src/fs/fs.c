@@ -108,7 +108,8 @@ static bool hidden(const struct graph_item *gi)
 {
 	if (gi->is_package || gi->is_malware) {
 		log_debug("hiding '%s' (%s)", gi->name ? gi->name : "?",
-			  gi->is_package ? "OneNote package" : "flagged as malware");
+			  gi->is_package ? "OneNote package"
+					 : "flagged as malware");
 		return true;
 	}
 	return false;
@@ -172,7 +173,10 @@ void fs_free(struct fs *fs)
 	free(fs);
 }
 
-void fs_set_notify(struct fs *fs, const struct fs_notify *n) { fs->notify = *n; }
+void fs_set_notify(struct fs *fs, const struct fs_notify *n)
+{
+	fs->notify = *n;
+}
 
 /* ---- listing ------------------------------------------------------------- */
 
@@ -199,14 +203,15 @@ static int collect(void *ctx, const struct graph_item *gi)
 	struct graph_item *c = &l->items[l->n];
 	memset(c, 0, sizeof(*c));
 	*c = *gi;
-	char **s[] = {&c->id, &c->name, &c->parent_id, &c->etag, &c->ctag,
-		      &c->quickxorhash, &c->web_url, &c->modified_by,
-		      &c->download_url};
+	char **s[] = {&c->id,	   &c->name,	    &c->parent_id,
+		      &c->etag,	   &c->ctag,	    &c->quickxorhash,
+		      &c->web_url, &c->modified_by, &c->download_url};
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
 		if (*s[i] && !(*s[i] = strdup(*s[i]))) {
 			for (size_t k = 0; k < i; k++)
 				free(*s[k]);
-			for (size_t k = i + 1; k < sizeof(s) / sizeof(s[0]); k++)
+			for (size_t k = i + 1; k < sizeof(s) / sizeof(s[0]);
+			     k++)
 				*s[k] = NULL;
 			return -ENOMEM;
 		}
@@ -278,8 +283,8 @@ static int ensure_listed(struct fs *fs, uint64_t folder)
 	}
 	time_t now = time(NULL);
 	/* listed_at 1 marks a stale listing (after a delta resync). */
-	if (it.listed_at > 1 &&
-	    (atomic_load(&fs->delta_healthy) || now - it.listed_at < fs->cfg.list_ttl))
+	if (it.listed_at > 1 && (atomic_load(&fs->delta_healthy) ||
+				 now - it.listed_at < fs->cfg.list_ttl))
 		goto out_item;
 
 	err = graph_children(fs->g, fs->drive_id, it.item_id, collect, &l);
@@ -290,11 +295,13 @@ static int ensure_listed(struct fs *fs, uint64_t folder)
 		atomic_store(&fs->offline_warned, 0);
 	} else if (it.listed_at > 0) {
 		if (!atomic_exchange(&fs->offline_warned, 1))
-			log_warn("Graph is unreachable or refusing (%s): serving the cached tree",
+			log_warn("Graph is unreachable or refusing (%s): "
+				 "serving the cached tree",
 				 strerror(-err));
 		err = 0;
 	} else {
-		log_warn("listing '%s' failed: %s", it.name[0] ? it.name : "/", strerror(-err));
+		log_warn("listing '%s' failed: %s", it.name[0] ? it.name : "/",
+			 strerror(-err));
 		if (err != -ENOENT && err != -EACCES && err != -ENOMEM)
 			err = -EIO;
 	}
@@ -362,18 +369,19 @@ int fs_readdir(struct fs *fs, uint64_t ino,
 	return err ? err : meta_children(fs->m, folder, readdir_one, &r);
 }
 
-/* ---- xattrs and statfs ------------------------------------------------------ */
+/* ---- xattrs and statfs ------------------------------------------------------
+ */
 
 static const char *const xattr_names[] = {
-	"user.sharepoint.id",	      "user.sharepoint.etag",
-	"user.sharepoint.ctag",	      "user.sharepoint.quickxorhash",
-	"user.sharepoint.weburl",     "user.sharepoint.modified_by",
+    "user.sharepoint.id",     "user.sharepoint.etag",
+    "user.sharepoint.ctag",   "user.sharepoint.quickxorhash",
+    "user.sharepoint.weburl", "user.sharepoint.modified_by",
 };
 
 static const char *xattr_value(const struct meta_item *it, size_t i)
 {
-	const char *v[] = {it->item_id, it->etag, it->ctag, it->quickxorhash,
-			   it->web_url, it->modified_by};
+	const char *v[] = {it->item_id,	     it->etag,	  it->ctag,
+			   it->quickxorhash, it->web_url, it->modified_by};
 	return v[i];
 }
 
@@ -386,7 +394,8 @@ int fs_getxattr(struct fs *fs, uint64_t ino, const char *name, char *buf,
 	if (err)
 		return err;
 	err = -ENODATA;
-	for (size_t i = 0; i < sizeof(xattr_names) / sizeof(xattr_names[0]); i++) {
+	for (size_t i = 0; i < sizeof(xattr_names) / sizeof(xattr_names[0]);
+	     i++) {
 		const char *v = xattr_value(&it, i);
 		if (strcmp(name, xattr_names[i]) != 0 || !v)
 			continue;
@@ -412,7 +421,8 @@ int fs_listxattr(struct fs *fs, uint64_t ino, char *buf, size_t size)
 
 	if (err)
 		return err;
-	for (size_t i = 0; i < sizeof(xattr_names) / sizeof(xattr_names[0]); i++) {
+	for (size_t i = 0; i < sizeof(xattr_names) / sizeof(xattr_names[0]);
+	     i++) {
 		if (!xattr_value(&it, i))
 			continue;
 		size_t n = strlen(xattr_names[i]) + 1;
@@ -456,7 +466,8 @@ int fs_statfs(struct fs *fs, struct statvfs *out)
 	return 0;
 }
 
-/* ---- delta -------------------------------------------------------------------- */
+/* ---- delta
+ * -------------------------------------------------------------------- */
 
 struct inval {
 	uint64_t parent; /* 0: inode only */
@@ -535,7 +546,8 @@ static int apply_one(struct delta_round *d, const struct graph_item *gi)
 		goto out;
 	}
 	struct meta_item pi;
-	int parent_known = gi->parent_id && meta_ino_of(m, gi->parent_id, &parent) == 0 &&
+	int parent_known = gi->parent_id &&
+			   meta_ino_of(m, gi->parent_id, &parent) == 0 &&
 			   meta_get(m, parent, &pi) == 0;
 	int parent_listed = parent_known && pi.listed_at > 0;
 	if (parent_known)
@@ -554,7 +566,8 @@ static int apply_one(struct delta_round *d, const struct graph_item *gi)
 	struct meta_item mi;
 	meta_from_graph(gi, parent, &mi);
 	err = meta_upsert(m, &mi, &ino);
-	if (!err && have && (old.parent_ino != parent || strcmp(old.name, gi->name) != 0))
+	if (!err && have &&
+	    (old.parent_ino != parent || strcmp(old.name, gi->name) != 0))
 		err = add_inval(d, old.parent_ino, old.name, 0);
 	/* The new name may be cached as a negative entry. */
 	err = err ? err : add_inval(d, parent, gi->name, 0);
@@ -581,10 +594,11 @@ static void notify_all(struct fs *fs, struct delta_round *d)
 	for (size_t i = 0; i < d->ninval; i++) {
 		struct inval *v = &d->inval[i];
 		if (v->name && fs->notify.inval_entry)
-			fs->notify.inval_entry(fs->notify.ctx, to_kernel(fs, v->parent),
-					       v->name);
+			fs->notify.inval_entry(
+			    fs->notify.ctx, to_kernel(fs, v->parent), v->name);
 		if (v->ino && fs->notify.inval_inode)
-			fs->notify.inval_inode(fs->notify.ctx, to_kernel(fs, v->ino));
+			fs->notify.inval_inode(fs->notify.ctx,
+					       to_kernel(fs, v->ino));
 		free(v->name);
 	}
 }
@@ -607,17 +621,20 @@ static int delta_once(struct fs *fs)
 
 	if (meta_kv_get(fs->m, "delta_link", &link) == -ENOENT)
 		link = NULL;
-	err = graph_delta(fs->g, fs->drive_id, link, delta_collect, &d, &next, &resync);
+	err = graph_delta(fs->g, fs->drive_id, link, delta_collect, &d, &next,
+			  &resync);
 	if (err == -ESTALE) {
 		/* 410: our token is gone. Re-enumerate from the Location (or
 		 * from now on), and relist folders lazily; readers keep the
 		 * cached tree meanwhile. */
-		log_warn("delta: resync required; re-reading folders as they are used");
+		log_warn("delta: resync required; re-reading folders as they "
+			 "are used");
 		round_release(&d);
 		d.fs = fs;
 		free(next);
 		next = NULL;
-		err = graph_delta(fs->g, fs->drive_id, NULL, delta_collect, &d, &next, &resync);
+		err = graph_delta(fs->g, fs->drive_id, NULL, delta_collect, &d,
+				  &next, &resync);
 		if (!err) {
 			err = meta_unlist_all(fs->m);
 			err = err ? err : add_inval(&d, 0, NULL, fs->root_ino);
@@ -651,7 +668,9 @@ static void *sync_main(void *arg)
 		int err = delta_once(fs);
 		atomic_store(&fs->delta_healthy, err == 0);
 		if (err && !warned) {
-			log_warn("delta: %s; serving the cached tree and retrying", strerror(-err));
+			log_warn(
+			    "delta: %s; serving the cached tree and retrying",
+			    strerror(-err));
 			warned = 1;
 		} else if (!err && warned) {
 			log_info("delta: recovered");
@@ -668,7 +687,8 @@ static void *sync_main(void *arg)
 			until.tv_nsec -= 1000000000L;
 		}
 		while (!fs->stop &&
-		       pthread_cond_timedwait(&fs->sync_cond, &fs->sync_lock, &until) == 0)
+		       pthread_cond_timedwait(&fs->sync_cond, &fs->sync_lock,
+					      &until) == 0)
 			;
 	}
 	pthread_mutex_unlock(&fs->sync_lock);

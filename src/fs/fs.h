@@ -27,7 +27,7 @@ struct fs;
 struct fs_config {
 	uid_t uid;
 	gid_t gid;
-	mode_t umask;         /* applied to 0444 files and 0555 folders */
+	mode_t umask;	      /* applied to 0444 files and 0555 folders */
 	double poll_interval; /* seconds between delta polls */
 	double list_ttl;      /* seconds a listing is trusted without delta */
 };

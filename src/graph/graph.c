@@ -34,7 +34,8 @@ struct graph {
 	char *base_url;
 	int max_attempts;
 	double backoff_base;
-	pthread_mutex_t lock; /* guards not_before, stats.throttled_seconds, throttle_logged */
+	pthread_mutex_t lock; /* guards not_before, stats.throttled_seconds,
+				 throttle_logged */
 	double not_before;    /* monotonic: no Graph request before this */
 	int throttle_logged;
 	atomic_ulong requests, auth_retries, throttles, retries;
@@ -141,7 +142,8 @@ static void error_code(const struct http_response *resp, char *out, size_t cap)
 		for (int depth = 0; err && depth < 8; depth++) {
 			if (json_object_object_get_ex(err, "code", &v) &&
 			    json_object_is_type(v, json_type_string))
-				snprintf(out, cap, "%s", json_object_get_string(v));
+				snprintf(out, cap, "%s",
+					 json_object_get_string(v));
 			struct json_object *inner = NULL;
 			json_object_object_foreach(err, key, val)
 			{
@@ -207,9 +209,10 @@ static void throttled(struct graph *g, const struct http_response *resp,
 	g->throttle_logged = 1;
 	pthread_mutex_unlock(&g->lock);
 	if (first)
-		log_warn("graph: throttled (HTTP %ld, Retry-After %s): pausing all Graph requests for %.0f s",
-			 resp->status, resp->retry_after ? resp->retry_after : "-",
-			 ra);
+		log_warn("graph: throttled (HTTP %ld, Retry-After %s): pausing "
+			 "all Graph requests for %.0f s",
+			 resp->status,
+			 resp->retry_after ? resp->retry_after : "-", ra);
 	else
 		log_debug("graph: throttled again, pausing %.0f s", ra);
 }
@@ -228,8 +231,9 @@ int graph_get(struct graph *g, const char *path_or_url,
 	    strncmp(path_or_url, "http://", 7) == 0)
 		err = buf_append_str(&url, path_or_url);
 	else
-		err = buf_appendf(&url, "%s%s%s", g->base_url,
-				  path_or_url[0] == '/' ? "" : "/", path_or_url);
+		err =
+		    buf_appendf(&url, "%s%s%s", g->base_url,
+				path_or_url[0] == '/' ? "" : "/", path_or_url);
 	if (err)
 		goto out;
 
@@ -244,22 +248,23 @@ int graph_get(struct graph *g, const char *path_or_url,
 		if (err)
 			goto out;
 		const struct http_header headers[] = {
-			{"Authorization", authz.data},
-			{"Accept", "application/json"},
+		    {"Authorization", authz.data},
+		    {"Accept", "application/json"},
 		};
 		struct http_request req = {
-			.url = url.data,
-			.headers = headers,
-			.nheaders = 2,
-			.max_body = 64u << 20,
-			.timeout_ms = 120000,
+		    .url = url.data,
+		    .headers = headers,
+		    .nheaders = 2,
+		    .max_body = 64u << 20,
+		    .timeout_ms = 120000,
 		};
 		atomic_fetch_add(&g->requests, 1);
 		err = http_perform(g->http, &req, resp);
 		int last = attempt >= g->max_attempts;
 
 		if (!err && token_rejected(resp) && !auth_retried) {
-			log_info("graph: 401 (request-id %s): refreshing the token and retrying once",
+			log_info("graph: 401 (request-id %s): refreshing the "
+				 "token and retrying once",
 				 resp->request_id ? resp->request_id : "-");
 			auth_retried = 1;
 			atomic_fetch_add(&g->auth_retries, 1);
@@ -267,19 +272,24 @@ int graph_get(struct graph *g, const char *path_or_url,
 			attempt--; /* the auth retry does not count */
 			continue;
 		}
-		if (!err && (resp->status == 429 || resp->status == 503) && !last) {
+		if (!err && (resp->status == 429 || resp->status == 503) &&
+		    !last) {
 			throttled(g, resp, attempt);
 			continue;
 		}
 		if (!err && resp->status >= 500 && !last) {
 			atomic_fetch_add(&g->retries, 1);
-			sleep_s(g->backoff_base * (1 << (attempt < 6 ? attempt - 1 : 5)) * jitter());
+			sleep_s(g->backoff_base *
+				(1 << (attempt < 6 ? attempt - 1 : 5)) *
+				jitter());
 			continue;
 		}
 		if (err && http_error_is_transient(err) && !last) {
 			log_debug("graph: %s; retrying", resp->error);
 			atomic_fetch_add(&g->retries, 1);
-			sleep_s(g->backoff_base * (1 << (attempt < 6 ? attempt - 1 : 5)) * jitter());
+			sleep_s(g->backoff_base *
+				(1 << (attempt < 6 ? attempt - 1 : 5)) *
+				jitter());
 			continue;
 		}
 		if (err)

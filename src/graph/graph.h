@@ -50,10 +50,10 @@ int graph_status_errno(long status);
 int graph_fail(const char *what, const struct http_response *resp);
 
 struct graph_stats {
-	unsigned long requests;     /* HTTP requests sent */
+	unsigned long requests;	    /* HTTP requests sent */
 	unsigned long auth_retries; /* 401s answered by refresh + retry */
 	unsigned long throttles;    /* 429/503 received */
-	unsigned long retries;      /* retries after 5xx or network errors */
+	unsigned long retries;	    /* retries after 5xx or network errors */
 	double throttled_seconds;   /* total Retry-After honoured */
 };
 void graph_get_stats(struct graph *g, struct graph_stats *out);

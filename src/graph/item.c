@@ -20,17 +20,17 @@
 #include "base/url.h"
 #include "graph/graph.h"
 
-#define PAGE_BUDGET 100000
+#define PAGE_BUDGET  100000
 #define RECENT_LINKS 8
 #define SELECT                                                                 \
-	"id,name,size,eTag,cTag,file,folder,package,root,deleted,malware,"    \
+	"id,name,size,eTag,cTag,file,folder,package,root,deleted,malware,"     \
 	"fileSystemInfo,lastModifiedDateTime,createdDateTime,parentReference," \
 	"webUrl,lastModifiedBy,@microsoft.graph.downloadUrl"
 
 void graph_item_release(struct graph_item *it)
 {
-	char **s[] = {&it->id,   &it->name,	    &it->parent_id,
-		      &it->etag, &it->ctag,	    &it->quickxorhash,
+	char **s[] = {&it->id,	    &it->name,	      &it->parent_id,
+		      &it->etag,    &it->ctag,	      &it->quickxorhash,
 		      &it->web_url, &it->modified_by, &it->download_url};
 
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
@@ -57,7 +57,8 @@ int graph_parse_time(const char *s, struct timespec *out)
 	}
 	if (strcmp(p, "Z") != 0 && strcmp(p, "+00:00") != 0)
 		return -EINVAL;
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+	    sec > 60)
 		return -EINVAL;
 	memset(&tm, 0, sizeof(tm));
 	tm.tm_year = y - 1900;
@@ -76,7 +77,11 @@ static int utf8_valid(const unsigned char *s, size_t n)
 {
 	for (size_t i = 0; i < n;) {
 		unsigned c = s[i];
-		size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+		size_t len = c < 0x80	      ? 1
+			     : (c >> 5) == 6  ? 2
+			     : (c >> 4) == 14 ? 3
+			     : (c >> 3) == 30 ? 4
+					      : 0;
 		if (!len || i + len > n)
 			return 0;
 		unsigned cp = len == 1 ? c : c & (0x7f >> len);
@@ -118,7 +123,8 @@ static int copy_str(struct json_object *o, const char *key, char **out)
 {
 	struct json_object *v;
 
-	if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
+	if (!json_object_object_get_ex(o, key, &v) ||
+	    json_object_is_type(v, json_type_null))
 		return 0;
 	if (!json_object_is_type(v, json_type_string))
 		return -EINVAL;
@@ -142,7 +148,8 @@ static int item_from_json(struct json_object *o, struct graph_item *it)
 		goto out;
 	it->deleted = member(o, "deleted", json_type_object) != NULL;
 	it->is_root = member(o, "root", json_type_object) != NULL;
-	struct json_object *parent = member(o, "parentReference", json_type_object);
+	struct json_object *parent =
+	    member(o, "parentReference", json_type_object);
 	if (parent && copy_str(parent, "id", &it->parent_id))
 		goto out;
 	if (copy_str(o, "name", &it->name))
@@ -151,7 +158,8 @@ static int item_from_json(struct json_object *o, struct graph_item *it)
 		err = 0;
 		goto out;
 	}
-	if (!it->name || (!it->is_root && !graph_name_valid(it->name, strlen(it->name))))
+	if (!it->name ||
+	    (!it->is_root && !graph_name_valid(it->name, strlen(it->name))))
 		goto out;
 	if ((v = member(o, "size", json_type_int))) {
 		it->size = json_object_get_int64(v);
@@ -174,17 +182,20 @@ static int item_from_json(struct json_object *o, struct graph_item *it)
 	struct json_object *hashes = member(file, "hashes", json_type_object);
 	if (hashes && copy_str(hashes, "quickXorHash", &it->quickxorhash))
 		goto out;
-	struct json_object *user = member(member(o, "lastModifiedBy", json_type_object),
-					  "user", json_type_object);
+	struct json_object *user =
+	    member(member(o, "lastModifiedBy", json_type_object), "user",
+		   json_type_object);
 	if (user && copy_str(user, "displayName", &it->modified_by))
 		goto out;
 
 	/* Client-set times first (what the user saw on their disk). */
 	struct json_object *fsi = member(o, "fileSystemInfo", json_type_object);
-	struct json_object *m = member(fsi, "lastModifiedDateTime", json_type_string);
+	struct json_object *m =
+	    member(fsi, "lastModifiedDateTime", json_type_string);
 	if (!m)
 		m = member(o, "lastModifiedDateTime", json_type_string);
-	struct json_object *c = member(fsi, "createdDateTime", json_type_string);
+	struct json_object *c =
+	    member(fsi, "createdDateTime", json_type_string);
 	if (!c)
 		c = member(o, "createdDateTime", json_type_string);
 	if (m && graph_parse_time(json_object_get_string(m), &it->mtime))
@@ -208,7 +219,8 @@ static struct json_object *parse_body(const struct http_response *resp)
 	if (!tok)
 		return NULL;
 	if (resp->body.data)
-		obj = json_tokener_parse_ex(tok, resp->body.data, (int)resp->body.len);
+		obj = json_tokener_parse_ex(tok, resp->body.data,
+					    (int)resp->body.len);
 	if (obj && (json_tokener_get_error(tok) != json_tokener_success ||
 		    !json_object_is_type(obj, json_type_object))) {
 		json_object_put(obj);
@@ -261,9 +273,11 @@ int graph_item_get(struct graph *g, const char *drive_id, const char *item_id,
 
 	buf_init(&path, 4096);
 	err = buf_append_str(&path, "/drives/");
-	err = err ? err : url_path_segment_encode(&path, drive_id, strlen(drive_id));
+	err = err ? err
+		  : url_path_segment_encode(&path, drive_id, strlen(drive_id));
 	err = err ? err : buf_append_str(&path, "/items/");
-	err = err ? err : url_path_segment_encode(&path, item_id, strlen(item_id));
+	err = err ? err
+		  : url_path_segment_encode(&path, item_id, strlen(item_id));
 	err = err ? err : get_item(g, path.data, "get item", out);
 	buf_release(&path);
 	return err;
@@ -277,7 +291,8 @@ int graph_item_get_by_path(struct graph *g, const char *drive_id,
 
 	buf_init(&path, 16384);
 	err = buf_append_str(&path, "/drives/");
-	err = err ? err : url_path_segment_encode(&path, drive_id, strlen(drive_id));
+	err = err ? err
+		  : url_path_segment_encode(&path, drive_id, strlen(drive_id));
 	err = err ? err : buf_append_str(&path, "/root");
 	const char *p = rel;
 	while (*p == '/')
@@ -288,7 +303,9 @@ int graph_item_get_by_path(struct graph *g, const char *drive_id,
 			size_t n = strcspn(p, "/");
 			if (n) {
 				err = buf_append_str(&path, "/");
-				err = err ? err : url_path_segment_encode(&path, p, n);
+				err =
+				    err ? err
+					: url_path_segment_encode(&path, p, n);
 			}
 			p += n;
 			while (*p == '/')
@@ -317,7 +334,8 @@ static int walk(struct graph *g, const char *first_url, const char *what,
 		return -ENOMEM;
 	for (int page = 0; url; page++) {
 		if (page >= PAGE_BUDGET) {
-			log_warn("%s: more than %d pages; giving up", what, PAGE_BUDGET);
+			log_warn("%s: more than %d pages; giving up", what,
+				 PAGE_BUDGET);
 			err = -ELOOP;
 			break;
 		}
@@ -325,7 +343,8 @@ static int walk(struct graph *g, const char *first_url, const char *what,
 		if (err)
 			break;
 		if (resp.status == 410 && resync_url) {
-			*resync_url = resp.location ? strdup(resp.location) : NULL;
+			*resync_url =
+			    resp.location ? strdup(resp.location) : NULL;
 			err = -ESTALE;
 			break;
 		}
@@ -336,7 +355,8 @@ static int walk(struct graph *g, const char *first_url, const char *what,
 		struct json_object *o = parse_body(&resp);
 		struct json_object *value = member(o, "value", json_type_array);
 		if (!value) {
-			log_warn("%s: malformed page (no JSON value array), %zu bytes",
+			log_warn("%s: malformed page (no JSON value array), "
+				 "%zu bytes",
 				 what, resp.body.len);
 			json_object_put(o);
 			err = -EIO;
@@ -345,9 +365,12 @@ static int walk(struct graph *g, const char *first_url, const char *what,
 		size_t n = json_object_array_length(value);
 		for (size_t i = 0; i < n && !err; i++) {
 			struct graph_item it;
-			int perr = item_from_json(json_object_array_get_idx(value, i), &it);
+			int perr = item_from_json(
+			    json_object_array_get_idx(value, i), &it);
 			if (perr == -EINVAL) {
-				log_warn("%s: skipping an item with invalid fields or name", what);
+				log_warn("%s: skipping an item with invalid "
+					 "fields or name",
+					 what);
 				continue;
 			}
 			if (perr) {
@@ -357,8 +380,10 @@ static int walk(struct graph *g, const char *first_url, const char *what,
 			err = fn(ctx, &it);
 			graph_item_release(&it);
 		}
-		struct json_object *next = member(o, "@odata.nextLink", json_type_string);
-		struct json_object *delta = member(o, "@odata.deltaLink", json_type_string);
+		struct json_object *next =
+		    member(o, "@odata.nextLink", json_type_string);
+		struct json_object *delta =
+		    member(o, "@odata.deltaLink", json_type_string);
 		free(url);
 		url = next ? strdup(json_object_get_string(next)) : NULL;
 		if (!url && delta && final_link)
@@ -369,7 +394,9 @@ static int walk(struct graph *g, const char *first_url, const char *what,
 		if (url) {
 			for (int k = 0; k < RECENT_LINKS; k++) {
 				if (recent[k] && strcmp(recent[k], url) == 0) {
-					log_warn("%s: the service repeated a nextLink; stopping", what);
+					log_warn("%s: the service repeated a "
+						 "nextLink; stopping",
+						 what);
 					err = -ELOOP;
 				}
 			}
@@ -397,11 +424,16 @@ int graph_children(struct graph *g, const char *drive_id, const char *item_id,
 
 	buf_init(&path, 4096);
 	err = buf_append_str(&path, "/drives/");
-	err = err ? err : url_path_segment_encode(&path, drive_id, strlen(drive_id));
+	err = err ? err
+		  : url_path_segment_encode(&path, drive_id, strlen(drive_id));
 	err = err ? err : buf_append_str(&path, "/items/");
-	err = err ? err : url_path_segment_encode(&path, item_id, strlen(item_id));
-	err = err ? err : buf_append_str(&path, "/children?$top=1000&$select=" SELECT);
-	err = err ? err : walk(g, path.data, "list folder", fn, ctx, NULL, NULL);
+	err = err ? err
+		  : url_path_segment_encode(&path, item_id, strlen(item_id));
+	err =
+	    err ? err
+		: buf_append_str(&path, "/children?$top=1000&$select=" SELECT);
+	err =
+	    err ? err : walk(g, path.data, "list folder", fn, ctx, NULL, NULL);
 	buf_release(&path);
 	return err;
 }
@@ -420,10 +452,15 @@ int graph_delta(struct graph *g, const char *drive_id, const char *link,
 		err = buf_append_str(&path, link);
 	} else {
 		err = buf_append_str(&path, "/drives/");
-		err = err ? err : url_path_segment_encode(&path, drive_id, strlen(drive_id));
-		err = err ? err : buf_append_str(&path, "/root/delta?token=latest");
+		err = err ? err
+			  : url_path_segment_encode(&path, drive_id,
+						    strlen(drive_id));
+		err = err ? err
+			  : buf_append_str(&path, "/root/delta?token=latest");
 	}
-	err = err ? err : walk(g, path.data, "delta", fn, ctx, delta_link, resync_url);
+	err =
+	    err ? err
+		: walk(g, path.data, "delta", fn, ctx, delta_link, resync_url);
 	if (err) {
 		free(*delta_link);
 		*delta_link = NULL;
@@ -442,7 +479,8 @@ int graph_drive_quota(struct graph *g, const char *drive_id, uint64_t *total,
 	http_response_init(&resp);
 	buf_init(&path, 4096);
 	err = buf_append_str(&path, "/drives/");
-	err = err ? err : url_path_segment_encode(&path, drive_id, strlen(drive_id));
+	err = err ? err
+		  : url_path_segment_encode(&path, drive_id, strlen(drive_id));
 	err = err ? err : buf_append_str(&path, "?$select=id,quota");
 	err = err ? err : graph_get(g, path.data, &resp);
 	if (!err && resp.status != 200)
@@ -452,7 +490,8 @@ int graph_drive_quota(struct graph *g, const char *drive_id, uint64_t *total,
 		struct json_object *q = member(o, "quota", json_type_object);
 		struct json_object *t = member(q, "total", json_type_int);
 		struct json_object *u = member(q, "used", json_type_int);
-		if (t && u && json_object_get_int64(t) >= 0 && json_object_get_int64(u) >= 0) {
+		if (t && u && json_object_get_int64(t) >= 0 &&
+		    json_object_get_int64(u) >= 0) {
 			*total = (uint64_t)json_object_get_int64(t);
 			*used = (uint64_t)json_object_get_int64(u);
 		} else {

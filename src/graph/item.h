@@ -17,7 +17,7 @@ struct graph;
 
 struct graph_item {
 	char *id;
-	char *name;      /* NULL for deleted items in delta */
+	char *name;	 /* NULL for deleted items in delta */
 	char *parent_id; /* NULL for the drive root */
 	char *etag, *ctag, *quickxorhash, *web_url, *modified_by;
 	char *download_url; /* pre-authenticated, when listed */
@@ -25,7 +25,7 @@ struct graph_item {
 	struct timespec mtime, ctime;
 	int64_t child_count;
 	unsigned is_folder : 1, is_root : 1, is_package : 1, is_malware : 1,
-		deleted : 1;
+	    deleted : 1;
 };
 
 void graph_item_release(struct graph_item *it);

@@ -51,7 +51,8 @@ static int push_segment(struct source *s, const char *seg, size_t n)
 
 	if (err)
 		return err;
-	char **grown = realloc(s->segments, (s->nsegments + 1) * sizeof(char *));
+	char **grown =
+	    realloc(s->segments, (s->nsegments + 1) * sizeof(char *));
 	if (!grown) {
 		free(decoded);
 		return -ENOMEM;
@@ -68,7 +69,8 @@ static int parse_drive(const char *text, struct source *out, struct buf *msg)
 	size_t n = colon ? (size_t)(colon - id) : strlen(id);
 
 	if (n == 0) {
-		buf_appendf(msg, "SOURCE '%.200s': no drive id after 'drive:'", text);
+		buf_appendf(msg, "SOURCE '%.200s': no drive id after 'drive:'",
+			    text);
 		return -EINVAL;
 	}
 	out->drive_id = strndup(id, n);
@@ -91,7 +93,8 @@ static int encode_pasted(const char *text, struct buf *out)
 {
 	int err = 0;
 
-	for (const unsigned char *p = (const unsigned char *)text; *p && !err; p++) {
+	for (const unsigned char *p = (const unsigned char *)text; *p && !err;
+	     p++) {
 		if (*p <= 0x20 || *p >= 0x7f)
 			err = buf_appendf(out, "%%%02X", *p);
 		else
@@ -117,9 +120,11 @@ int source_parse(const char *text, struct source *out, struct buf *msg)
 	if (err || strcmp(u.scheme, "https") != 0) {
 		if (!err)
 			url_parts_release(&u);
-		buf_appendf(msg,
-			    "SOURCE '%.200s' is not a SharePoint URL (https://HOST/sites/SITE[/LIBRARY[/FOLDER]]) or drive:ID",
-			    text);
+		buf_appendf(
+		    msg,
+		    "SOURCE '%.200s' is not a SharePoint URL "
+		    "(https://HOST/sites/SITE[/LIBRARY[/FOLDER]]) or drive:ID",
+		    text);
 		return -EINVAL;
 	}
 	err = (out->host = strdup(u.host)) ? 0 : -ENOMEM;
@@ -132,7 +137,8 @@ int source_parse(const char *text, struct source *out, struct buf *msg)
 		p += n;
 	}
 	if (err == -EINVAL)
-		buf_appendf(msg, "SOURCE '%.200s': malformed percent-encoding", text);
+		buf_appendf(msg, "SOURCE '%.200s': malformed percent-encoding",
+			    text);
 	url_parts_release(&u);
 	if (err)
 		goto fail;
@@ -140,7 +146,7 @@ int source_parse(const char *text, struct source *out, struct buf *msg)
 	/* The library's view page: .../Forms/AllItems.aspx */
 	if (out->nsegments && strlen(out->segments[out->nsegments - 1]) > 5 &&
 	    strcasecmp(out->segments[out->nsegments - 1] +
-			       strlen(out->segments[out->nsegments - 1]) - 5,
+			   strlen(out->segments[out->nsegments - 1]) - 5,
 		       ".aspx") == 0) {
 		free(out->segments[--out->nsegments]);
 		if (out->nsegments &&
@@ -149,19 +155,24 @@ int source_parse(const char *text, struct source *out, struct buf *msg)
 	}
 
 	size_t skip = 0;
-	if (out->nsegments >= 2 && (strcasecmp(out->segments[0], "sites") == 0 ||
-				    strcasecmp(out->segments[0], "teams") == 0)) {
-		size_t n = strlen(out->segments[0]) + strlen(out->segments[1]) + 3;
+	if (out->nsegments >= 2 &&
+	    (strcasecmp(out->segments[0], "sites") == 0 ||
+	     strcasecmp(out->segments[0], "teams") == 0)) {
+		size_t n =
+		    strlen(out->segments[0]) + strlen(out->segments[1]) + 3;
 		out->site_path = malloc(n);
 		if (!out->site_path) {
 			err = -ENOMEM;
 			goto fail;
 		}
-		snprintf(out->site_path, n, "/%s/%s", out->segments[0], out->segments[1]);
+		snprintf(out->site_path, n, "/%s/%s", out->segments[0],
+			 out->segments[1]);
 		skip = 2;
-	} else if (out->nsegments == 1 && (strcasecmp(out->segments[0], "sites") == 0 ||
-					   strcasecmp(out->segments[0], "teams") == 0)) {
-		buf_appendf(msg, "SOURCE '%.200s': no site name after /%s/", text, out->segments[0]);
+	} else if (out->nsegments == 1 &&
+		   (strcasecmp(out->segments[0], "sites") == 0 ||
+		    strcasecmp(out->segments[0], "teams") == 0)) {
+		buf_appendf(msg, "SOURCE '%.200s': no site name after /%s/",
+			    text, out->segments[0]);
 		err = -EINVAL;
 		goto fail;
 	} else {
@@ -178,7 +189,8 @@ fail:
 	return err;
 }
 
-/* ---- resolution ------------------------------------------------------------ */
+/* ---- resolution ------------------------------------------------------------
+ */
 
 static double ms_since(const struct timespec *t0)
 {
@@ -208,19 +220,25 @@ static struct json_object *get_json(struct graph *g, const char *path,
 	http_response_init(&resp);
 	*err = graph_get(g, path, &resp);
 	if (*err) {
-		buf_appendf(msg, "%s: %s", what, resp.error[0] ? resp.error : strerror(-*err));
+		buf_appendf(msg, "%s: %s", what,
+			    resp.error[0] ? resp.error : strerror(-*err));
 	} else if (resp.status == 403) {
 		*err = -EACCES;
-		buf_appendf(msg,
-			    "%s: access denied (HTTP 403, request-id %s). With Sites.Selected the identity needs "
-			    "the Microsoft Graph application permission Sites.Selected (admin-consented) AND a "
-			    "grant on this site: POST /sites/{site-id}/permissions with roles [\"read\"] for the "
-			    "client id (see README, real-tenant set-up)",
-			    what, resp.request_id ? resp.request_id : "-");
+		buf_appendf(
+		    msg,
+		    "%s: access denied (HTTP 403, request-id %s). With "
+		    "Sites.Selected the identity needs "
+		    "the Microsoft Graph application permission Sites.Selected "
+		    "(admin-consented) AND a "
+		    "grant on this site: POST /sites/{site-id}/permissions "
+		    "with roles [\"read\"] for the "
+		    "client id (see README, real-tenant set-up)",
+		    what, resp.request_id ? resp.request_id : "-");
 	} else if (resp.status != 200) {
 		*err = graph_fail(what, &resp);
 		buf_appendf(msg, "%s: HTTP %ld", what, resp.status);
-	} else if (!(o = json_tokener_parse(resp.body.data ? resp.body.data : "")) ||
+	} else if (!(o = json_tokener_parse(resp.body.data ? resp.body.data
+							   : "")) ||
 		   !json_object_is_type(o, json_type_object)) {
 		json_object_put(o);
 		o = NULL;
@@ -321,13 +339,17 @@ int source_resolve(struct graph *g, const struct source *src,
 		o = err ? NULL : get_json(g, path.data, "site", msg, &err);
 		if (err == -ENOENT) {
 			buf_reset(msg);
-			buf_appendf(msg, "site https://%s%s not found (check the URL; the site must exist and be visible to the identity)",
-				    src->host, src->site_path);
+			buf_appendf(
+			    msg,
+			    "site https://%s%s not found (check the URL; the "
+			    "site must exist and be visible to the identity)",
+			    src->host, src->site_path);
 		}
 		if (err)
 			goto out;
 		err = set(&out->site_id, str_member(o, "id"));
-		err = err ? err : set(&out->site_web_url, str_member(o, "webUrl"));
+		err = err ? err
+			  : set(&out->site_web_url, str_member(o, "webUrl"));
 		json_object_put(o);
 		o = NULL;
 		if (!err && !out->site_id)
@@ -336,27 +358,40 @@ int source_resolve(struct graph *g, const struct source *src,
 			goto out;
 		if (report)
 			fprintf(report, "site: %s\n  %-9s %s\n  %-9s %.0f ms\n",
-				out->site_web_url ? out->site_web_url : "?", "id",
-				out->site_id, "time", ms_since(&t0));
+				out->site_web_url ? out->site_web_url : "?",
+				"id", out->site_id, "time", ms_since(&t0));
 
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		buf_reset(&path);
 		if (src->nsegments == 0) {
-			err = buf_appendf(&path, "/sites/%s/drive", out->site_id);
-			o = err ? NULL : get_json(g, path.data, "default library", msg, &err);
+			err =
+			    buf_appendf(&path, "/sites/%s/drive", out->site_id);
+			o = err ? NULL
+				: get_json(g, path.data, "default library", msg,
+					   &err);
 			if (!err) {
 				err = set(&out->drive_id, str_member(o, "id"));
-				err = err ? err : set(&out->drive_name, str_member(o, "name"));
-				err = err ? err : set(&out->drive_web_url, str_member(o, "webUrl"));
+				err = err ? err
+					  : set(&out->drive_name,
+						str_member(o, "name"));
+				err = err ? err
+					  : set(&out->drive_web_url,
+						str_member(o, "webUrl"));
 			}
 		} else {
-			err = buf_appendf(&path, "/sites/%s/drives?$select=id,name,webUrl,driveType",
-					  out->site_id);
-			o = err ? NULL : get_json(g, path.data, "site libraries", msg, &err);
+			err = buf_appendf(
+			    &path,
+			    "/sites/%s/drives?$select=id,name,webUrl,driveType",
+			    out->site_id);
+			o = err ? NULL
+				: get_json(g, path.data, "site libraries", msg,
+					   &err);
 			if (!err)
-				err = pick_library(o, src->segments[0], out, msg);
+				err =
+				    pick_library(o, src->segments[0], out, msg);
 			for (size_t i = 1; !err && i < src->nsegments; i++)
-				err = buf_appendf(&folder, "%s%s", i > 1 ? "/" : "",
+				err = buf_appendf(&folder, "%s%s",
+						  i > 1 ? "/" : "",
 						  src->segments[i]);
 		}
 		json_object_put(o);
@@ -364,17 +399,21 @@ int source_resolve(struct graph *g, const struct source *src,
 		if (err)
 			goto out;
 		if (report)
-			fprintf(report, "library: %s\n  %-9s %s\n  %-9s %s\n  %-9s %.0f ms\n",
-				out->drive_name ? out->drive_name : "?", "id", out->drive_id,
-				"webUrl", out->drive_web_url ? out->drive_web_url : "?",
+			fprintf(report,
+				"library: %s\n  %-9s %s\n  %-9s %s\n  %-9s "
+				"%.0f ms\n",
+				out->drive_name ? out->drive_name : "?", "id",
+				out->drive_id, "webUrl",
+				out->drive_web_url ? out->drive_web_url : "?",
 				"time", ms_since(&t0));
 	}
 
 	struct graph_item root;
 	err = graph_item_get_by_path(g, out->drive_id, buf_str(&folder), &root);
 	if (err == -ENOENT) {
-		buf_appendf(msg, folder.len ? "folder '%s' not found in the library"
-					    : "library %s not found%s",
+		buf_appendf(msg,
+			    folder.len ? "folder '%s' not found in the library"
+				       : "library %s not found%s",
 			    folder.len ? folder.data : out->drive_id, "");
 		goto out;
 	}
@@ -383,7 +422,9 @@ int source_resolve(struct graph *g, const struct source *src,
 		goto out;
 	}
 	if (!root.is_folder) {
-		buf_appendf(msg, "'%s' is a file, not a folder: SOURCE must name a library or a folder",
+		buf_appendf(msg,
+			    "'%s' is a file, not a folder: SOURCE must name a "
+			    "library or a folder",
 			    folder.data);
 		graph_item_release(&root);
 		err = -ENOTDIR;

@@ -22,12 +22,12 @@
 struct graph;
 
 struct source {
-	char *host;      /* NULL for drive: sources */
+	char *host;	 /* NULL for drive: sources */
 	char *site_path; /* "/sites/X", "/teams/X" or "" (root site) */
 	char **segments; /* decoded path segments after the site */
 	size_t nsegments;
-	char *drive_id;  /* drive: sources */
-	char *folder;    /* drive: sources: "a/b" or NULL */
+	char *drive_id; /* drive: sources */
+	char *folder;	/* drive: sources: "a/b" or NULL */
 };
 
 /* 0, or -EINVAL with a one-line explanation in *msg. */
@@ -37,7 +37,7 @@ void source_release(struct source *s);
 struct source_resolved {
 	char *site_id, *site_web_url;
 	char *drive_id, *drive_name, *drive_web_url;
-	char *root_id;   /* the mounted folder's item id */
+	char *root_id;	 /* the mounted folder's item id */
 	char *root_path; /* "" or "a/b" below the library root */
 };
 

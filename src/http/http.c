@@ -47,7 +47,10 @@ struct http {
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc;
 
-static void global_init(void) { global_rc = curl_global_init(CURL_GLOBAL_ALL); }
+static void global_init(void)
+{
+	global_rc = curl_global_init(CURL_GLOBAL_ALL);
+}
 
 static void share_lock(CURL *c, curl_lock_data data, curl_lock_access access,
 		       void *userp)
@@ -110,13 +113,14 @@ struct http *http_new(const struct http_config *cfg, int *err)
 		goto out;
 	}
 	h->connect_timeout_ms =
-		cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 10000;
+	    cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 10000;
 	h->low_speed_time_s =
-		cfg->low_speed_time_s > 0 ? cfg->low_speed_time_s : 30;
+	    cfg->low_speed_time_s > 0 ? cfg->low_speed_time_s : 30;
 	h->allow_http = cfg->allow_http;
 	h->cafile = cfg->cafile ? strdup(cfg->cafile) : NULL;
-	h->user_agent = strdup(cfg->user_agent ? cfg->user_agent
-					       : "ISV|spfs|spfs/" PACKAGE_VERSION);
+	h->user_agent =
+	    strdup(cfg->user_agent ? cfg->user_agent
+				   : "ISV|spfs|spfs/" PACKAGE_VERSION);
 	h->share = curl_share_init();
 	if ((cfg->cafile && !h->cafile) || !h->user_agent || !h->share) {
 		e = -ENOMEM;
@@ -126,7 +130,8 @@ struct http *http_new(const struct http_config *cfg, int *err)
 	curl_share_setopt(h->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
 	curl_share_setopt(h->share, CURLSHOPT_USERDATA, h);
 	curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-	curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	curl_share_setopt(h->share, CURLSHOPT_SHARE,
+			  CURL_LOCK_DATA_SSL_SESSION);
 	curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
 out:
 	if (e && h) {
@@ -194,9 +199,9 @@ void http_response_init(struct http_response *resp)
 
 static void clear_headers(struct http_response *resp)
 {
-	char **fields[] = {&resp->retry_after,   &resp->request_id,
-			   &resp->location,      &resp->content_range,
-			   &resp->content_type,  &resp->www_authenticate};
+	char **fields[] = {&resp->retry_after,	&resp->request_id,
+			   &resp->location,	&resp->content_range,
+			   &resp->content_type, &resp->www_authenticate};
 
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		free(*fields[i]);
@@ -257,13 +262,13 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *userp)
 		const char *name;
 		size_t offset;
 	} wanted[] = {
-		{"retry-after", offsetof(struct http_response, retry_after)},
-		{"request-id", offsetof(struct http_response, request_id)},
-		{"location", offsetof(struct http_response, location)},
-		{"content-range", offsetof(struct http_response, content_range)},
-		{"content-type", offsetof(struct http_response, content_type)},
-		{"www-authenticate",
-		 offsetof(struct http_response, www_authenticate)},
+	    {"retry-after", offsetof(struct http_response, retry_after)},
+	    {"request-id", offsetof(struct http_response, request_id)},
+	    {"location", offsetof(struct http_response, location)},
+	    {"content-range", offsetof(struct http_response, content_range)},
+	    {"content-type", offsetof(struct http_response, content_type)},
+	    {"www-authenticate",
+	     offsetof(struct http_response, www_authenticate)},
 	};
 
 	/* A new status line (after 1xx or a redirect) starts a new response. */
@@ -278,7 +283,8 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *userp)
 	for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++) {
 		if (strlen(wanted[i].name) == name_len &&
 		    strncasecmp(line, wanted[i].name, name_len) == 0) {
-			char **slot = (char **)((char *)t->resp + wanted[i].offset);
+			char **slot =
+			    (char **)((char *)t->resp + wanted[i].offset);
 			keep_header(slot, colon + 1, n - name_len - 1);
 			break;
 		}
@@ -298,7 +304,8 @@ static void make_uuid(char out[37])
 	r[6] = (r[6] & 0x0f) | 0x40;
 	r[8] = (r[8] & 0x3f) | 0x80;
 	snprintf(out, 37,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%"
+		 "02x%02x",
 		 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
 		 r[10], r[11], r[12], r[13], r[14], r[15]);
 }
@@ -372,7 +379,8 @@ int http_perform(struct http *h, const struct http_request *req,
 
 	if (!scheme_allowed(h, req)) {
 		snprintf(resp->error, sizeof(resp->error),
-			 "refusing a non-https URL (plain http is only allowed with the explicit test option)");
+			 "refusing a non-https URL (plain http is only allowed "
+			 "with the explicit test option)");
 		err = -EINVAL;
 		goto out;
 	}
@@ -421,7 +429,8 @@ int http_perform(struct http *h, const struct http_request *req,
 		curl_easy_setopt(easy, CURLOPT_CAINFO, h->cafile);
 	curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
 	curl_easy_setopt(easy, CURLOPT_USERAGENT, h->user_agent);
-	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+			 h->connect_timeout_ms);
 	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, h->low_speed_time_s);
 	if (req->timeout_ms > 0)
@@ -437,7 +446,8 @@ int http_perform(struct http *h, const struct http_request *req,
 		curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
 	} else if (strcmp(method, "POST") == 0) {
 		curl_easy_setopt(easy, CURLOPT_POST, 1L);
-		curl_easy_setopt(easy, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+		curl_easy_setopt(easy, CURLOPT_POSTFIELDS,
+				 req->body ? req->body : "");
 		curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
 				 (curl_off_t)req->body_len);
 	} else if (strcmp(method, "GET") != 0) {

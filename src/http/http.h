@@ -20,11 +20,12 @@
 struct http;
 
 struct http_config {
-	const char *cafile;      /* PEM trust store; NULL = the system's */
-	const char *user_agent;  /* NULL = "ISV|spfs|spfs/VERSION" */
+	const char *cafile;	 /* PEM trust store; NULL = the system's */
+	const char *user_agent;	 /* NULL = "ISV|spfs|spfs/VERSION" */
 	long connect_timeout_ms; /* 0 = 10 s */
-	long low_speed_time_s;   /* abort a transfer stalled this long; 0 = 30 s */
-	int allow_http;          /* accept http:// URLs (tests only) */
+	long
+	    low_speed_time_s; /* abort a transfer stalled this long; 0 = 30 s */
+	int allow_http;	      /* accept http:// URLs (tests only) */
 };
 
 /* Returns NULL and *err = -ENOMEM or -EINVAL (curl could not be set up). */
@@ -51,22 +52,23 @@ struct http_request {
 	int secret_body;   /* response body holds a secret: wipe on release */
 	http_sink_fn sink; /* stream the body here instead of resp->body */
 	void *sink_ctx;
-	long timeout_ms; /* whole request; 0 = none (the stall timeout applies) */
-	int allow_http;  /* this request may use http:// (IMDS is plain HTTP) */
+	long timeout_ms; /* whole request; 0 = none (the stall timeout applies)
+			  */
+	int allow_http;	 /* this request may use http:// (IMDS is plain HTTP) */
 };
 
 struct http_response {
-	long status;      /* 0 when no response arrived */
-	struct buf body;  /* unless a sink was given */
+	long status;		  /* 0 when no response arrived */
+	struct buf body;	  /* unless a sink was given */
 	long long content_length; /* -1 when absent */
-	char *retry_after;        /* raw header values, NULL when absent */
+	char *retry_after;	  /* raw header values, NULL when absent */
 	char *request_id;
 	char *location;
 	char *content_range;
 	char *content_type;
 	char *www_authenticate;
 	char client_request_id[37]; /* the UUID we sent as client-request-id */
-	char error[256];            /* transport error text, "" if none */
+	char error[256];	    /* transport error text, "" if none */
 };
 
 void http_response_init(struct http_response *resp);

@@ -14,9 +14,9 @@
 int http_retry_after_parse(const char *value, time_t now, double *seconds)
 {
 	static const char *const formats[] = {
-		"%a, %d %b %Y %H:%M:%S GMT", /* IMF-fixdate */
-		"%A, %d-%b-%y %H:%M:%S GMT", /* RFC 850 */
-		"%a %b %e %H:%M:%S %Y",      /* asctime */
+	    "%a, %d %b %Y %H:%M:%S GMT", /* IMF-fixdate */
+	    "%A, %d-%b-%y %H:%M:%S GMT", /* RFC 850 */
+	    "%a %b %e %H:%M:%S %Y",	 /* asctime */
 	};
 	const char *p = value;
 
@@ -50,7 +50,8 @@ int http_retry_after_parse(const char *value, time_t now, double *seconds)
 			continue;
 		time_t t = timegm(&tm);
 		double d = difftime(t, now);
-		*seconds = d < 0 ? 0 : (d > RETRY_AFTER_MAX ? RETRY_AFTER_MAX : d);
+		*seconds =
+		    d < 0 ? 0 : (d > RETRY_AFTER_MAX ? RETRY_AFTER_MAX : d);
 		return 0;
 	}
 	return -EINVAL;

@@ -19,7 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	memcpy(text, data, size);
 	text[size] = '\0';
-	if (http_retry_after_parse(text, 1700000000, &s) == 0 && !(s >= 0 && s <= 3600))
+	if (http_retry_after_parse(text, 1700000000, &s) == 0 &&
+	    !(s >= 0 && s <= 3600))
 		abort();
 	free(text);
 	return 0;

@@ -48,7 +48,8 @@ static void *worker(void *p)
 
 	http_response_init(&resp);
 	for (long i = 0;; i++) {
-		if (pr->calls_each ? i >= pr->calls_each : now_mono() >= pr->deadline)
+		if (pr->calls_each ? i >= pr->calls_each
+				   : now_mono() >= pr->deadline)
 			break;
 		int err = graph_get(pr->graph, pr->path, &resp);
 		atomic_fetch_add(&pr->calls, 1);
@@ -74,7 +75,10 @@ static void *worker(void *p)
 	return NULL;
 }
 
-static const char *real_getenv(const char *name) { return getenv(name); }
+static const char *real_getenv(const char *name)
+{
+	return getenv(name);
+}
 
 int main(int argc, char **argv)
 {
@@ -108,7 +112,8 @@ int main(int argc, char **argv)
 	}
 	if (!pr.path || threads < 1 || threads > 64 ||
 	    (!seconds && !pr.calls_each)) {
-		fprintf(stderr, "usage: authprobe [--threads N] (--seconds D | --calls C) --path P [-o ...]\n");
+		fprintf(stderr, "usage: authprobe [--threads N] (--seconds D | "
+				"--calls C) --path P [-o ...]\n");
 		goto out;
 	}
 	if (options_parse(&o, nrest, rest, &msg) != 0 ||
@@ -117,13 +122,15 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	log_set_level(o.log_level);
-	struct http_config hc = {.cafile = o.cafile, .allow_http = o.auth.allow_http};
+	struct http_config hc = {.cafile = o.cafile,
+				 .allow_http = o.auth.allow_http};
 	http = http_new(&hc, &err);
 	auth = http ? auth_new(&o.auth, http, &err) : NULL;
 	struct graph_config gc = {.base_url = o.auth.graph_url};
 	pr.graph = auth ? graph_new(http, auth, &gc, &err) : NULL;
 	if (!pr.graph) {
-		fprintf(stderr, "authprobe: setup failed: %s\n", strerror(-err));
+		fprintf(stderr, "authprobe: setup failed: %s\n",
+			strerror(-err));
 		goto out;
 	}
 
@@ -138,13 +145,15 @@ int main(int argc, char **argv)
 	struct graph_stats gs;
 	auth_get_stats(auth, &as);
 	graph_get_stats(pr.graph, &gs);
-	printf("{\"calls\":%ld,\"ok\":%ld,\"status_401\":%ld,\"other_status\":%ld,"
-	       "\"errors\":%ld,\"token_requests\":%lu,\"token_failures\":%lu,"
-	       "\"invalidations\":%lu,\"graph_requests\":%lu,\"auth_retries\":%lu}\n",
-	       atomic_load(&pr.calls), atomic_load(&pr.ok),
-	       atomic_load(&pr.status_401), atomic_load(&pr.other_status),
-	       atomic_load(&pr.errors), as.token_requests, as.token_failures,
-	       as.invalidations, gs.requests, gs.auth_retries);
+	printf(
+	    "{\"calls\":%ld,\"ok\":%ld,\"status_401\":%ld,\"other_status\":%ld,"
+	    "\"errors\":%ld,\"token_requests\":%lu,\"token_failures\":%lu,"
+	    "\"invalidations\":%lu,\"graph_requests\":%lu,\"auth_retries\":%lu}"
+	    "\n",
+	    atomic_load(&pr.calls), atomic_load(&pr.ok),
+	    atomic_load(&pr.status_401), atomic_load(&pr.other_status),
+	    atomic_load(&pr.errors), as.token_requests, as.token_failures,
+	    as.invalidations, gs.requests, gs.auth_retries);
 	status = 0;
 out:
 	graph_free(pr.graph);

@@ -22,7 +22,8 @@
 #include "auth/credential.h"
 #include "base/log.h"
 
-/* ---- policy ---------------------------------------------------------------- */
+/* ---- policy ----------------------------------------------------------------
+ */
 
 static void test_refresh_at(void **state)
 {
@@ -57,7 +58,8 @@ static void test_backoff(void **state)
 	assert_true(auth_backoff_seconds(30, 0.999) <= 72.0);
 }
 
-/* ---- selection --------------------------------------------------------------- */
+/* ---- selection
+ * --------------------------------------------------------------- */
 
 static const char *const *fake_env;
 
@@ -78,11 +80,15 @@ static int resolve(struct auth_config *cfg, const char *const *env,
 }
 
 static const char *const aks_env[] = {
-	"AZURE_CLIENT_ID", "11111111-2222-3333-4444-555555555555",
-	"AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47",
-	"AZURE_AUTHORITY_HOST", "https://login.microsoftonline.com/",
-	"AZURE_FEDERATED_TOKEN_FILE", "/var/run/secrets/azure/tokens/azure-identity-token",
-	NULL};
+    "AZURE_CLIENT_ID",
+    "11111111-2222-3333-4444-555555555555",
+    "AZURE_TENANT_ID",
+    "72f988bf-86f1-41af-91ab-2d7cd011db47",
+    "AZURE_AUTHORITY_HOST",
+    "https://login.microsoftonline.com/",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "/var/run/secrets/azure/tokens/azure-identity-token",
+    NULL};
 
 static void test_auto_picks_workload_on_aks(void **state)
 {
@@ -96,25 +102,37 @@ static void test_auto_picks_workload_on_aks(void **state)
 	assert_int_equal(cfg.kind, AUTH_WORKLOAD);
 	assert_non_null(strstr(cfg.why, "AZURE_FEDERATED_TOKEN_FILE"));
 	assert_string_equal(cfg.graph_url, "https://graph.microsoft.com/v1.0");
-	assert_string_equal(cfg.authority_host, "https://login.microsoftonline.com/");
+	assert_string_equal(cfg.authority_host,
+			    "https://login.microsoftonline.com/");
 	auth_config_release(&cfg);
 	buf_release(&msg);
 }
 
 static void test_auto_order(void **state)
 {
-	const char *const with_secret[] = {
-		"AZURE_CLIENT_ID", "c", "AZURE_TENANT_ID", "t",
-		"AZURE_FEDERATED_TOKEN_FILE", "/f",
-		"AZURE_CLIENT_CERTIFICATE_PATH", "/c.pem",
-		"AZURE_CLIENT_SECRET", "s3cret", NULL};
-	const char *const with_cert[] = {
-		"AZURE_CLIENT_ID", "c", "AZURE_TENANT_ID", "t",
-		"AZURE_FEDERATED_TOKEN_FILE", "/f",
-		"AZURE_CLIENT_CERTIFICATE_PATH", "/c.pem", NULL};
+	const char *const with_secret[] = {"AZURE_CLIENT_ID",
+					   "c",
+					   "AZURE_TENANT_ID",
+					   "t",
+					   "AZURE_FEDERATED_TOKEN_FILE",
+					   "/f",
+					   "AZURE_CLIENT_CERTIFICATE_PATH",
+					   "/c.pem",
+					   "AZURE_CLIENT_SECRET",
+					   "s3cret",
+					   NULL};
+	const char *const with_cert[] = {"AZURE_CLIENT_ID",
+					 "c",
+					 "AZURE_TENANT_ID",
+					 "t",
+					 "AZURE_FEDERATED_TOKEN_FILE",
+					 "/f",
+					 "AZURE_CLIENT_CERTIFICATE_PATH",
+					 "/c.pem",
+					 NULL};
 	const char *const nothing[] = {NULL};
 	const char *const empty_values[] = {
-		"AZURE_CLIENT_SECRET", "", "AZURE_FEDERATED_TOKEN_FILE", "", NULL};
+	    "AZURE_CLIENT_SECRET", "", "AZURE_FEDERATED_TOKEN_FILE", "", NULL};
 	struct auth_config cfg;
 	struct buf msg;
 
@@ -167,7 +185,7 @@ static void test_explicit_kind_and_overrides(void **state)
 static void test_missing_variables_are_named(void **state)
 {
 	const char *const no_client[] = {
-		"AZURE_TENANT_ID", "t", "AZURE_FEDERATED_TOKEN_FILE", "/f", NULL};
+	    "AZURE_TENANT_ID", "t", "AZURE_FEDERATED_TOKEN_FILE", "/f", NULL};
 	const char *const no_file[] = {"AZURE_CLIENT_ID", "c",
 				       "AZURE_TENANT_ID", "t", NULL};
 	struct auth_config cfg;
@@ -178,7 +196,8 @@ static void test_missing_variables_are_named(void **state)
 	auth_config_init(&cfg);
 	assert_int_equal(resolve(&cfg, no_client, &msg), -EINVAL);
 	assert_non_null(strstr(buf_str(&msg), "AZURE_CLIENT_ID"));
-	assert_non_null(strstr(buf_str(&msg), "azure.workload.identity/use: \"true\""));
+	assert_non_null(
+	    strstr(buf_str(&msg), "azure.workload.identity/use: \"true\""));
 	auth_config_release(&cfg);
 
 	auth_config_init(&cfg);
@@ -191,10 +210,15 @@ static void test_missing_variables_are_named(void **state)
 
 static void test_http_refused_unless_allowed(void **state)
 {
-	const char *const env[] = {
-		"AZURE_CLIENT_ID", "c", "AZURE_TENANT_ID", "t",
-		"AZURE_AUTHORITY_HOST", "http://127.0.0.1:9/",
-		"AZURE_FEDERATED_TOKEN_FILE", "/f", NULL};
+	const char *const env[] = {"AZURE_CLIENT_ID",
+				   "c",
+				   "AZURE_TENANT_ID",
+				   "t",
+				   "AZURE_AUTHORITY_HOST",
+				   "http://127.0.0.1:9/",
+				   "AZURE_FEDERATED_TOKEN_FILE",
+				   "/f",
+				   NULL};
 	struct auth_config cfg;
 	struct buf msg;
 
@@ -220,9 +244,13 @@ static void test_http_refused_unless_allowed(void **state)
 
 static void test_tenant_validated(void **state)
 {
-	const char *const env[] = {
-		"AZURE_CLIENT_ID", "c", "AZURE_TENANT_ID", "bad/tenant",
-		"AZURE_FEDERATED_TOKEN_FILE", "/f", NULL};
+	const char *const env[] = {"AZURE_CLIENT_ID",
+				   "c",
+				   "AZURE_TENANT_ID",
+				   "bad/tenant",
+				   "AZURE_FEDERATED_TOKEN_FILE",
+				   "/f",
+				   NULL};
 	struct auth_config cfg;
 	struct buf msg;
 
@@ -246,14 +274,15 @@ static void test_kind_names(void **state)
 	assert_string_equal(auth_kind_name(AUTH_CERTIFICATE), "certificate");
 }
 
-/* ---- the cache, with a fake source ------------------------------------------ */
+/* ---- the cache, with a fake source ------------------------------------------
+ */
 
 struct fake {
 	struct credential base;
 	atomic_int calls;
-	long long lifetime;   /* expires_in handed out */
-	int fail_with;        /* 0, -EAGAIN or -EACCES */
-	unsigned delay_ms;    /* time a fetch takes */
+	long long lifetime; /* expires_in handed out */
+	int fail_with;	    /* 0, -EAGAIN or -EACCES */
+	unsigned delay_ms;  /* time a fetch takes */
 	atomic_int serial;
 };
 
@@ -272,10 +301,14 @@ static int fake_fetch(struct credential *c, struct token_grant *g,
 	g->obtained = (long long)time(NULL);
 	g->expires_in = f->lifetime;
 	g->refresh_in = 0;
-	return buf_appendf(&g->token, "token-%d", atomic_fetch_add(&f->serial, 1));
+	return buf_appendf(&g->token, "token-%d",
+			   atomic_fetch_add(&f->serial, 1));
 }
 
-static void fake_free(struct credential *c) { (void)c; }
+static void fake_free(struct credential *c)
+{
+	(void)c;
+}
 
 static struct auth *make_auth(struct fake *f)
 {
@@ -431,19 +464,19 @@ static void test_failures_back_off(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_refresh_at),
-		cmocka_unit_test(test_backoff),
-		cmocka_unit_test(test_auto_picks_workload_on_aks),
-		cmocka_unit_test(test_auto_order),
-		cmocka_unit_test(test_explicit_kind_and_overrides),
-		cmocka_unit_test(test_missing_variables_are_named),
-		cmocka_unit_test(test_http_refused_unless_allowed),
-		cmocka_unit_test(test_tenant_validated),
-		cmocka_unit_test(test_kind_names),
-		cmocka_unit_test(test_cached_until_refresh),
-		cmocka_unit_test(test_single_flight_cold),
-		cmocka_unit_test(test_refresh_keeps_serving_old_token),
-		cmocka_unit_test(test_failures_back_off),
+	    cmocka_unit_test(test_refresh_at),
+	    cmocka_unit_test(test_backoff),
+	    cmocka_unit_test(test_auto_picks_workload_on_aks),
+	    cmocka_unit_test(test_auto_order),
+	    cmocka_unit_test(test_explicit_kind_and_overrides),
+	    cmocka_unit_test(test_missing_variables_are_named),
+	    cmocka_unit_test(test_http_refused_unless_allowed),
+	    cmocka_unit_test(test_tenant_validated),
+	    cmocka_unit_test(test_kind_names),
+	    cmocka_unit_test(test_cached_until_refresh),
+	    cmocka_unit_test(test_single_flight_cold),
+	    cmocka_unit_test(test_refresh_keeps_serving_old_token),
+	    cmocka_unit_test(test_failures_back_off),
 	};
 	log_set_level(LOG_ERROR);
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,7 +12,8 @@
 
 #include "base/b64.h"
 
-static void check_round_trip(const char *plain, const char *std, const char *url)
+static void check_round_trip(const char *plain, const char *std,
+			     const char *url)
 {
 	char out[256];
 	unsigned char back[256];
@@ -96,8 +97,9 @@ static void test_all_byte_values(void **state)
 	for (size_t n = 0; n <= sizeof(raw); n += 17) {
 		for (int a = B64_STD; a <= B64_URL; a++) {
 			b64_encode(raw, n, out, (enum b64_alphabet)a);
-			assert_int_equal(strlen(out),
-					 b64_encoded_len(n, (enum b64_alphabet)a));
+			assert_int_equal(
+			    strlen(out),
+			    b64_encoded_len(n, (enum b64_alphabet)a));
 			assert_true(b64_decoded_max(strlen(out)) >= n);
 			assert_int_equal(b64_decode(out, strlen(out), back,
 						    (enum b64_alphabet)a),
@@ -110,11 +112,11 @@ static void test_all_byte_values(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rfc4648_vectors),
-		cmocka_unit_test(test_url_alphabet),
-		cmocka_unit_test(test_url_padding_optional),
-		cmocka_unit_test(test_rejects_malformed),
-		cmocka_unit_test(test_all_byte_values),
+	    cmocka_unit_test(test_rfc4648_vectors),
+	    cmocka_unit_test(test_url_alphabet),
+	    cmocka_unit_test(test_url_padding_optional),
+	    cmocka_unit_test(test_rejects_malformed),
+	    cmocka_unit_test(test_all_byte_values),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -110,11 +110,11 @@ static void test_secret_growth_keeps_bytes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_append_and_terminate),
-		cmocka_unit_test(test_limit_is_hard),
-		cmocka_unit_test(test_growth_large_appendf),
-		cmocka_unit_test(test_detach),
-		cmocka_unit_test(test_secret_growth_keeps_bytes),
+	    cmocka_unit_test(test_append_and_terminate),
+	    cmocka_unit_test(test_limit_is_hard),
+	    cmocka_unit_test(test_growth_large_appendf),
+	    cmocka_unit_test(test_detach),
+	    cmocka_unit_test(test_secret_growth_keeps_bytes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -73,8 +73,8 @@ static void test_json_escapes_and_one_line(void **state)
 	log_set_format(LOG_FORMAT_TEXT);
 
 	assert_non_null(strstr(out, "\"level\":\"info\""));
-	assert_non_null(strstr(out,
-			       "\"msg\":\"quote\\\" backslash\\\\ newline  tab\\t ctl\\u0001 end\"}"));
+	assert_non_null(strstr(out, "\"msg\":\"quote\\\" backslash\\\\ newline "
+				    " tab\\t ctl\\u0001 end\"}"));
 	/* Exactly one line. */
 	assert_non_null(strchr(out, '\n'));
 	assert_int_equal(strchr(out, '\n') - out + 1, (long)strlen(out));
@@ -116,10 +116,10 @@ static void test_parse(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_level_filter),
-		cmocka_unit_test(test_json_escapes_and_one_line),
-		cmocka_unit_test(test_long_message_truncated),
-		cmocka_unit_test(test_parse),
+	    cmocka_unit_test(test_level_filter),
+	    cmocka_unit_test(test_json_escapes_and_one_line),
+	    cmocka_unit_test(test_long_message_truncated),
+	    cmocka_unit_test(test_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -42,9 +42,13 @@ static int teardown(void **state)
 static uint64_t put(struct meta *m, const char *id, uint64_t parent,
 		    const char *name, int is_dir, int64_t size)
 {
-	struct meta_item it = {.item_id = (char *)id, .parent_ino = parent,
-			       .name = (char *)name, .is_dir = is_dir, .size = size,
-			       .etag = (char *)"\"e\"", .mtime = {1700000000, 5}};
+	struct meta_item it = {.item_id = (char *)id,
+			       .parent_ino = parent,
+			       .name = (char *)name,
+			       .is_dir = is_dir,
+			       .size = size,
+			       .etag = (char *)"\"e\"",
+			       .mtime = {1700000000, 5}};
 	uint64_t ino = 0;
 
 	assert_int_equal(meta_upsert(m, &it, &ino), 0);
@@ -113,7 +117,8 @@ static void test_items_and_inodes(void **state)
 	assert_int_equal(meta_ino_of(m, "F", &ino), 0);
 
 	assert_int_equal(meta_kv_get(m, "delta_link", NULL), -ENOENT);
-	assert_int_equal(meta_kv_set(m, "delta_link", "https://g/delta?token=1"), 0);
+	assert_int_equal(
+	    meta_kv_set(m, "delta_link", "https://g/delta?token=1"), 0);
 	meta_close(m);
 
 	/* Reopen: inodes and values persist; a new item never reuses an old
@@ -158,8 +163,8 @@ static void test_batch_rolls_back(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_items_and_inodes),
-		cmocka_unit_test(test_batch_rolls_back),
+	    cmocka_unit_test(test_items_and_inodes),
+	    cmocka_unit_test(test_batch_rolls_back),
 	};
 	log_set_level(LOG_ERROR);
 	log_set_fd(-1);

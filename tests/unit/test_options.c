@@ -21,9 +21,13 @@ static int parse(struct options *o, struct buf *msg, int argc, char **argv)
 
 static void test_check_with_options(void **state)
 {
-	char *argv[] = {"spfs", "--check", "https://contoso.sharepoint.com/sites/x",
-			"-o", "auth=workload,graph_url=https://g/v1.0",
-			"-ocafile=/ca.pem,log_level=debug", NULL};
+	char *argv[] = {"spfs",
+			"--check",
+			"https://contoso.sharepoint.com/sites/x",
+			"-o",
+			"auth=workload,graph_url=https://g/v1.0",
+			"-ocafile=/ca.pem,log_level=debug",
+			NULL};
 	struct options o;
 	struct buf msg;
 
@@ -50,7 +54,8 @@ static void test_secret_on_command_line_refused(void **state)
 	(void)state;
 	buf_init(&msg, 1024);
 	assert_int_equal(parse(&o, &msg, 4, argv), -EINVAL);
-	assert_non_null(strstr(buf_str(&msg), "never accepted on the command line"));
+	assert_non_null(
+	    strstr(buf_str(&msg), "never accepted on the command line"));
 	assert_non_null(strstr(buf_str(&msg), "AZURE_CLIENT_SECRET"));
 	/* The message explains; it does not repeat the secret. */
 	assert_null(strstr(buf_str(&msg), "hunter2"));
@@ -106,10 +111,10 @@ static void test_flags(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_check_with_options),
-		cmocka_unit_test(test_secret_on_command_line_refused),
-		cmocka_unit_test(test_errors_say_what),
-		cmocka_unit_test(test_flags),
+	    cmocka_unit_test(test_check_with_options),
+	    cmocka_unit_test(test_secret_on_command_line_refused),
+	    cmocka_unit_test(test_errors_say_what),
+	    cmocka_unit_test(test_flags),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

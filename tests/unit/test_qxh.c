@@ -13,7 +13,8 @@
 #include "base/qxh.h"
 
 /* Vectors from PROTOCOL.md §10 (checked there against rclone's test set). */
-static void expect_hash(const void *data, size_t n, size_t chunk, const char *want)
+static void expect_hash(const void *data, size_t n, size_t chunk,
+			const char *want)
 {
 	struct qxh h;
 	char got[QXH_B64_LEN + 1];
@@ -70,15 +71,16 @@ static void test_crosses_period(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(data); i++)
 		data[i] = (unsigned char)(i % 256);
-	expect_all_chunkings(data, sizeof(data), "/+EGLlnQi0dVs5OErXqhEnz5wg4=");
+	expect_all_chunkings(data, sizeof(data),
+			     "/+EGLlnQi0dVs5OErXqhEnz5wg4=");
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_short_vectors),
-		cmocka_unit_test(test_length_fold),
-		cmocka_unit_test(test_crosses_period),
+	    cmocka_unit_test(test_short_vectors),
+	    cmocka_unit_test(test_length_fold),
+	    cmocka_unit_test(test_crosses_period),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -36,21 +36,25 @@ static void test_url_forms(void **state)
 	const char *root_lib[] = {"Shared Documents"};
 
 	(void)state;
-	expect("https://contoso.sharepoint.com/sites/Finance", "contoso.sharepoint.com",
-	       "/sites/Finance", 0, NULL);
-	expect("https://Contoso.SharePoint.com/sites/Finance/", "contoso.sharepoint.com",
-	       "/sites/Finance", 0, NULL);
-	expect("https://contoso.sharepoint.com/sites/Finance/Shared%20Documents/reports/2026",
+	expect("https://contoso.sharepoint.com/sites/Finance",
+	       "contoso.sharepoint.com", "/sites/Finance", 0, NULL);
+	expect("https://Contoso.SharePoint.com/sites/Finance/",
+	       "contoso.sharepoint.com", "/sites/Finance", 0, NULL);
+	expect("https://contoso.sharepoint.com/sites/Finance/"
+	       "Shared%20Documents/reports/2026",
 	       "contoso.sharepoint.com", "/sites/Finance", 3, lib);
-	expect("https://contoso.sharepoint.com/sites/Finance/Shared Documents/reports/2026",
+	expect("https://contoso.sharepoint.com/sites/Finance/Shared "
+	       "Documents/reports/2026",
 	       "contoso.sharepoint.com", "/sites/Finance", 3, lib);
-	expect("https://contoso.sharepoint.com/teams/Ops/Documents", "contoso.sharepoint.com",
-	       "/teams/Ops", 1, title);
-	expect("https://contoso.sharepoint.com", "contoso.sharepoint.com", "", 0, NULL);
-	expect("https://contoso.sharepoint.com/Shared%20Documents", "contoso.sharepoint.com", "",
-	       1, root_lib);
+	expect("https://contoso.sharepoint.com/teams/Ops/Documents",
+	       "contoso.sharepoint.com", "/teams/Ops", 1, title);
+	expect("https://contoso.sharepoint.com", "contoso.sharepoint.com", "",
+	       0, NULL);
+	expect("https://contoso.sharepoint.com/Shared%20Documents",
+	       "contoso.sharepoint.com", "", 1, root_lib);
 	/* What the browser shows on a library's page. */
-	expect("https://contoso.sharepoint.com/sites/Finance/Shared%20Documents/Forms/AllItems.aspx?viewid=x",
+	expect("https://contoso.sharepoint.com/sites/Finance/"
+	       "Shared%20Documents/Forms/AllItems.aspx?viewid=x",
 	       "contoso.sharepoint.com", "/sites/Finance", 1, root_lib);
 }
 
@@ -65,7 +69,8 @@ static void test_drive_form(void **state)
 	assert_string_equal(s.drive_id, "b!abc-_");
 	assert_null(s.folder);
 	source_release(&s);
-	assert_int_equal(source_parse("drive:b!abc:/reports/2026/", &s, &msg), 0);
+	assert_int_equal(source_parse("drive:b!abc:/reports/2026/", &s, &msg),
+			 0);
 	assert_string_equal(s.drive_id, "b!abc");
 	assert_string_equal(s.folder, "reports/2026");
 	source_release(&s);
@@ -75,9 +80,14 @@ static void test_drive_form(void **state)
 static void test_rejects(void **state)
 {
 	static const char *const bad[] = {
-		"contoso.sharepoint.com/sites/x", "http://contoso.sharepoint.com/sites/x",
-		"ftp://x/", "drive:", "drive::/x", "https://contoso.sharepoint.com/sites",
-		"https://contoso.sharepoint.com/sites/x/bad%zz", "",
+	    "contoso.sharepoint.com/sites/x",
+	    "http://contoso.sharepoint.com/sites/x",
+	    "ftp://x/",
+	    "drive:",
+	    "drive::/x",
+	    "https://contoso.sharepoint.com/sites",
+	    "https://contoso.sharepoint.com/sites/x/bad%zz",
+	    "",
 	};
 	struct source s;
 	struct buf msg;
@@ -95,9 +105,9 @@ static void test_rejects(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_url_forms),
-		cmocka_unit_test(test_drive_form),
-		cmocka_unit_test(test_rejects),
+	    cmocka_unit_test(test_url_forms),
+	    cmocka_unit_test(test_drive_form),
+	    cmocka_unit_test(test_rejects),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

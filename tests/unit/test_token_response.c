@@ -23,20 +23,22 @@ static void test_entra_shape(void **state)
 	struct token_grant g;
 
 	(void)state;
-	assert_int_equal(parse("{\"token_type\":\"Bearer\",\"expires_in\":3599,"
-			       "\"ext_expires_in\":3599,\"access_token\":\"eyJ.x.y\"}",
-			       &g),
-			 0);
+	assert_int_equal(
+	    parse("{\"token_type\":\"Bearer\",\"expires_in\":3599,"
+		  "\"ext_expires_in\":3599,\"access_token\":\"eyJ.x.y\"}",
+		  &g),
+	    0);
 	assert_string_equal(buf_str(&g.token), "eyJ.x.y");
 	assert_int_equal(g.expires_in, 3599);
 	assert_int_equal(g.obtained, 1000);
 	assert_int_equal(g.refresh_in, 0);
 	token_grant_release(&g);
 
-	assert_int_equal(parse("{\"token_type\":\"Bearer\",\"expires_in\":86399,"
-			       "\"refresh_in\":43199,\"access_token\":\"t\"}",
-			       &g),
-			 0);
+	assert_int_equal(
+	    parse("{\"token_type\":\"Bearer\",\"expires_in\":86399,"
+		  "\"refresh_in\":43199,\"access_token\":\"t\"}",
+		  &g),
+	    0);
 	assert_int_equal(g.refresh_in, 43199);
 	token_grant_release(&g);
 }
@@ -46,17 +48,20 @@ static void test_imds_shape_strings(void **state)
 	struct token_grant g;
 
 	(void)state;
-	assert_int_equal(parse("{\"access_token\":\"t\",\"refresh_token\":\"\","
-			       "\"expires_in\":\"3599\",\"expires_on\":\"4599\","
-			       "\"not_before\":\"999\",\"resource\":\"https://graph.microsoft.com\","
-			       "\"token_type\":\"Bearer\"}",
-			       &g),
-			 0);
+	assert_int_equal(
+	    parse("{\"access_token\":\"t\",\"refresh_token\":\"\","
+		  "\"expires_in\":\"3599\",\"expires_on\":\"4599\","
+		  "\"not_before\":\"999\",\"resource\":\"https://"
+		  "graph.microsoft.com\","
+		  "\"token_type\":\"Bearer\"}",
+		  &g),
+	    0);
 	assert_int_equal(g.expires_in, 3599);
 	token_grant_release(&g);
 
 	/* expires_on alone is converted relative to now. */
-	assert_int_equal(parse("{\"access_token\":\"t\",\"expires_on\":\"4600\"}", &g), 0);
+	assert_int_equal(
+	    parse("{\"access_token\":\"t\",\"expires_on\":\"4600\"}", &g), 0);
 	assert_int_equal(g.expires_in, 3600);
 	token_grant_release(&g);
 }
@@ -64,19 +69,19 @@ static void test_imds_shape_strings(void **state)
 static void test_rejects(void **state)
 {
 	static const char *const bad[] = {
-		"",
-		"not json",
-		"[]",
-		"{\"expires_in\":3599}",
-		"{\"access_token\":\"\",\"expires_in\":3599}",
-		"{\"access_token\":5,\"expires_in\":3599}",
-		"{\"access_token\":\"t\"}",
-		"{\"access_token\":\"t\",\"expires_in\":\"soon\"}",
-		"{\"access_token\":\"t\",\"expires_in\":-5}",
-		"{\"access_token\":\"t\",\"expires_in\":0}",
-		"{\"access_token\":\"t\",\"expires_on\":\"10\"}",
-		"{\"access_token\":\"t\",\"expires_in\":10,\"token_type\":\"MAC\"}",
-		"{\"access_token\":\"t\",\"expires_in\":10",
+	    "",
+	    "not json",
+	    "[]",
+	    "{\"expires_in\":3599}",
+	    "{\"access_token\":\"\",\"expires_in\":3599}",
+	    "{\"access_token\":5,\"expires_in\":3599}",
+	    "{\"access_token\":\"t\"}",
+	    "{\"access_token\":\"t\",\"expires_in\":\"soon\"}",
+	    "{\"access_token\":\"t\",\"expires_in\":-5}",
+	    "{\"access_token\":\"t\",\"expires_in\":0}",
+	    "{\"access_token\":\"t\",\"expires_on\":\"10\"}",
+	    "{\"access_token\":\"t\",\"expires_in\":10,\"token_type\":\"MAC\"}",
+	    "{\"access_token\":\"t\",\"expires_in\":10",
 	};
 	struct token_grant g;
 
@@ -91,9 +96,9 @@ static void test_rejects(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_entra_shape),
-		cmocka_unit_test(test_imds_shape_strings),
-		cmocka_unit_test(test_rejects),
+	    cmocka_unit_test(test_entra_shape),
+	    cmocka_unit_test(test_imds_shape_strings),
+	    cmocka_unit_test(test_rejects),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
