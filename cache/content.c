@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "cache/sqlite_util.h"
 
 struct pin {
 	char *item_id;
@@ -38,51 +39,6 @@ struct content {
 	struct pin *pins;
 };
 
-static int map_rc(int rc)
-{
-	switch (rc & 0xff) {
-	case SQLITE_OK:
-	case SQLITE_DONE:
-	case SQLITE_ROW:
-		return 0;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	case SQLITE_CORRUPT:
-	case SQLITE_NOTADB:
-		return -EUCLEAN;
-	default:
-		return -EIO;
-	}
-}
-
-static int exec(struct content *c, const char *sql)
-{
-	char *msg = NULL;
-	int rc = sqlite3_exec(c->db, sql, NULL, NULL, &msg);
-
-	if (rc != SQLITE_OK) {
-		log_error("content store: %s", msg ? msg : sqlite3_errstr(rc));
-		sqlite3_free(msg);
-	}
-	return map_rc(rc);
-}
-
-static sqlite3_stmt *prepare(struct content *c, const char *sql, int *err)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
-
-	*err = map_rc(rc);
-	if (rc != SQLITE_OK)
-		log_error("content store: %s", sqlite3_errmsg(c->db));
-	return st;
-}
-
 struct content *content_open(const char *path, uint64_t max_bytes, int *err)
 {
 	struct content *c = calloc(1, sizeof(*c));
@@ -95,34 +51,26 @@ struct content *content_open(const char *path, uint64_t max_bytes, int *err)
 	}
 	pthread_mutex_init(&c->lock, NULL);
 	c->max_bytes = max_bytes;
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		e = -errno;
-		log_error("content store %s: %s", path, strerror(errno));
-		goto fail;
-	}
-	close(fd);
-	e = map_rc(sqlite3_open_v2(
-	    path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL));
+	e = cache_sqlite_open(path, "content store", &c->db);
 	if (e)
 		goto fail;
-	sqlite3_busy_timeout(c->db, 5000);
 	/* Large pages suit MiB blobs; WAL keeps readers off writers' backs. */
-	e = exec(c,
-		 "PRAGMA page_size=65536; PRAGMA journal_mode=WAL;"
-		 " PRAGMA synchronous=NORMAL;"
-		 "CREATE TABLE IF NOT EXISTS chunks("
-		 " item_id TEXT NOT NULL, version TEXT NOT NULL,"
-		 " idx INTEGER NOT NULL, len INTEGER NOT NULL,"
-		 " last_used INTEGER NOT NULL, data BLOB NOT NULL,"
-		 " PRIMARY KEY(item_id, version, idx));"
-		 "CREATE INDEX IF NOT EXISTS chunks_lru ON chunks(last_used);");
+	e = cache_sqlite_exec(
+	    c->db, "content store",
+	    "PRAGMA page_size=65536; PRAGMA journal_mode=WAL;"
+	    " PRAGMA synchronous=NORMAL;"
+	    "CREATE TABLE IF NOT EXISTS chunks("
+	    " item_id TEXT NOT NULL, version TEXT NOT NULL,"
+	    " idx INTEGER NOT NULL, len INTEGER NOT NULL,"
+	    " last_used INTEGER NOT NULL, data BLOB NOT NULL,"
+	    " PRIMARY KEY(item_id, version, idx));"
+	    "CREATE INDEX IF NOT EXISTS chunks_lru ON chunks(last_used);");
 	if (e)
 		goto fail;
-	st = prepare(c,
-		     "SELECT COALESCE(SUM(len),0), COUNT(*), "
-		     "COALESCE(MAX(last_used),0) FROM chunks",
-		     &e);
+	st = cache_sqlite_prepare(c->db, "content store",
+				  "SELECT COALESCE(SUM(len),0), COUNT(*), "
+				  "COALESCE(MAX(last_used),0) FROM chunks",
+				  &e);
 	if (!st)
 		goto fail;
 	if (sqlite3_step(st) == SQLITE_ROW) {
@@ -161,8 +109,8 @@ static uint64_t chunk_len_locked(struct content *c, const char *item_id,
 {
 	int err;
 	uint64_t len = 0;
-	sqlite3_stmt *st = prepare(
-	    c,
+	sqlite3_stmt *st = cache_sqlite_prepare(
+	    c->db, "content store",
 	    "SELECT len FROM chunks WHERE item_id=?1 AND version=?2 AND idx=?3",
 	    &err);
 
@@ -184,8 +132,8 @@ int content_put(struct content *c, const char *item_id, const char *version,
 
 	pthread_mutex_lock(&c->lock);
 	uint64_t old = chunk_len_locked(c, item_id, version, index);
-	sqlite3_stmt *st = prepare(
-	    c,
+	sqlite3_stmt *st = cache_sqlite_prepare(
+	    c->db, "content store",
 	    "INSERT INTO chunks(item_id, version, idx, len, last_used, data)"
 	    " VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT(item_id, version, idx) DO "
 	    "UPDATE"
@@ -198,7 +146,7 @@ int content_put(struct content *c, const char *item_id, const char *version,
 		sqlite3_bind_int64(st, 4, (sqlite3_int64)len);
 		sqlite3_bind_int64(st, 5, (sqlite3_int64)++c->clock);
 		sqlite3_bind_blob64(st, 6, data, len, SQLITE_STATIC);
-		err = map_rc(sqlite3_step(st));
+		err = cache_sqlite_errno(sqlite3_step(st));
 		sqlite3_finalize(st);
 	}
 	if (!err) {
@@ -220,10 +168,11 @@ int content_read(struct content *c, const char *item_id, const char *version,
 
 	*len = 0;
 	pthread_mutex_lock(&c->lock);
-	sqlite3_stmt *st = prepare(c,
-				   "SELECT rowid, len FROM chunks WHERE "
-				   "item_id=?1 AND version=?2 AND idx=?3",
-				   &err);
+	sqlite3_stmt *st =
+	    cache_sqlite_prepare(c->db, "content store",
+				 "SELECT rowid, len FROM chunks WHERE "
+				 "item_id=?1 AND version=?2 AND idx=?3",
+				 &err);
 	if (!st)
 		goto out;
 	sqlite3_bind_text(st, 1, item_id, -1, SQLITE_STATIC);
@@ -236,7 +185,7 @@ int content_read(struct content *c, const char *item_id, const char *version,
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW) {
-		err = rc == SQLITE_DONE ? -ENOENT : map_rc(rc);
+		err = rc == SQLITE_DONE ? -ENOENT : cache_sqlite_errno(rc);
 		goto out;
 	}
 	if ((sqlite3_int64)offset >= clen)
@@ -244,19 +193,22 @@ int content_read(struct content *c, const char *item_id, const char *version,
 	size_t n = (size_t)(clen - (sqlite3_int64)offset);
 	if (n > cap)
 		n = cap;
-	err = map_rc(sqlite3_blob_open(c->db, "main", "chunks", "data", rowid,
-				       0, &blob));
+	err = cache_sqlite_errno(sqlite3_blob_open(c->db, "main", "chunks",
+						   "data", rowid, 0, &blob));
 	if (!err && sqlite3_blob_bytes(blob) != clen)
 		err = -EUCLEAN; /* length column and blob disagree: never serve
 				   it */
 	if (!err)
-		err = map_rc(sqlite3_blob_read(blob, buf, (int)n, (int)offset));
+		err = cache_sqlite_errno(
+		    sqlite3_blob_read(blob, buf, (int)n, (int)offset));
 	sqlite3_blob_close(blob);
 	if (err)
 		goto out;
 	*len = n;
 touch:
-	st = prepare(c, "UPDATE chunks SET last_used=?2 WHERE rowid=?1", &err);
+	st = cache_sqlite_prepare(
+	    c->db, "content store",
+	    "UPDATE chunks SET last_used=?2 WHERE rowid=?1", &err);
 	if (st) {
 		sqlite3_bind_int64(st, 1, rowid);
 		sqlite3_bind_int64(st, 2, (sqlite3_int64)++c->clock);
@@ -272,8 +224,9 @@ out:
 static void recount_locked(struct content *c)
 {
 	int err;
-	sqlite3_stmt *st = prepare(
-	    c, "SELECT COALESCE(SUM(len),0), COUNT(*) FROM chunks", &err);
+	sqlite3_stmt *st = cache_sqlite_prepare(
+	    c->db, "content store",
+	    "SELECT COALESCE(SUM(len),0), COUNT(*) FROM chunks", &err);
 
 	if (st && sqlite3_step(st) == SQLITE_ROW) {
 		c->bytes = (uint64_t)sqlite3_column_int64(st, 0);
@@ -288,10 +241,11 @@ int content_drop_item(struct content *c, const char *item_id,
 	int err;
 
 	pthread_mutex_lock(&c->lock);
-	sqlite3_stmt *st = prepare(c,
-				   "DELETE FROM chunks WHERE item_id=?1 AND "
-				   "(?2 IS NULL OR version<>?2)",
-				   &err);
+	sqlite3_stmt *st =
+	    cache_sqlite_prepare(c->db, "content store",
+				 "DELETE FROM chunks WHERE item_id=?1 AND "
+				 "(?2 IS NULL OR version<>?2)",
+				 &err);
 	if (st) {
 		sqlite3_bind_text(st, 1, item_id, -1, SQLITE_STATIC);
 		if (keep_version)
@@ -299,7 +253,7 @@ int content_drop_item(struct content *c, const char *item_id,
 					  SQLITE_STATIC);
 		else
 			sqlite3_bind_null(st, 2);
-		err = map_rc(sqlite3_step(st));
+		err = cache_sqlite_errno(sqlite3_step(st));
 		sqlite3_finalize(st);
 		recount_locked(c);
 	}
@@ -364,21 +318,23 @@ long content_evict(struct content *c)
 	pthread_mutex_lock(&c->lock);
 	if (c->bytes <= c->max_bytes)
 		goto out;
-	sqlite3_stmt *sel = prepare(
-	    c, "SELECT rowid, item_id, len FROM chunks ORDER BY last_used",
-	    &err);
-	sqlite3_stmt *del =
-	    sel ? prepare(c, "DELETE FROM chunks WHERE rowid=?1", &err) : NULL;
+	sqlite3_stmt *sel = cache_sqlite_prepare(
+	    c->db, "content store",
+	    "SELECT rowid, item_id, len FROM chunks ORDER BY last_used", &err);
+	sqlite3_stmt *del = sel ? cache_sqlite_prepare(
+				      c->db, "content store",
+				      "DELETE FROM chunks WHERE rowid=?1", &err)
+				: NULL;
 	if (!sel || !del) {
 		sqlite3_finalize(sel);
 		goto out;
 	}
-	exec(c, "BEGIN IMMEDIATE");
+	cache_sqlite_exec(c->db, "content store", "BEGIN IMMEDIATE");
 	while (c->bytes > c->max_bytes && sqlite3_step(sel) == SQLITE_ROW) {
 		if (pinned_locked(c, (const char *)sqlite3_column_text(sel, 1)))
 			continue;
 		sqlite3_bind_int64(del, 1, sqlite3_column_int64(sel, 0));
-		err = map_rc(sqlite3_step(del));
+		err = cache_sqlite_errno(sqlite3_step(del));
 		sqlite3_reset(del);
 		if (err)
 			break;
@@ -388,7 +344,7 @@ long content_evict(struct content *c)
 	}
 	sqlite3_finalize(sel);
 	sqlite3_finalize(del);
-	exec(c, err ? "ROLLBACK" : "COMMIT");
+	cache_sqlite_exec(c->db, "content store", err ? "ROLLBACK" : "COMMIT");
 	if (err)
 		recount_locked(c);
 	c->evicted += (uint64_t)evicted;

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "cache/sqlite_util.h"
 
 #define SCHEMA_VERSION "1"
 
@@ -31,44 +32,6 @@ struct meta {
 	pthread_mutex_t lock; /* recursive: meta_batch's fn calls back in */
 	char *drive_id;
 };
-
-static int map_rc(int rc)
-{
-	switch (rc & 0xff) {
-	case SQLITE_OK:
-	case SQLITE_DONE:
-	case SQLITE_ROW:
-		return 0;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	case SQLITE_READONLY:
-		return -EROFS;
-	case SQLITE_CANTOPEN:
-		return -EACCES;
-	case SQLITE_CORRUPT:
-	case SQLITE_NOTADB:
-		return -EUCLEAN;
-	default:
-		return -EIO;
-	}
-}
-
-static int exec(struct meta *m, const char *sql)
-{
-	char *msg = NULL;
-	int rc = sqlite3_exec(m->db, sql, NULL, NULL, &msg);
-
-	if (rc != SQLITE_OK) {
-		log_error("metadata store: %s", msg ? msg : sqlite3_errstr(rc));
-		sqlite3_free(msg);
-	}
-	return map_rc(rc);
-}
 
 void meta_item_release(struct meta_item *it)
 {
@@ -119,24 +82,13 @@ struct meta *meta_open(const char *path, const char *drive_id, int *err)
 	pthread_mutex_init(&m->lock, &attr);
 	pthread_mutexattr_destroy(&attr);
 
-	/* Create 0600 before sqlite opens it, so it never exists wider. */
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		e = -errno;
-		log_error("metadata store %s: %s", path, strerror(errno));
+	e = cache_sqlite_open(path, "metadata store", &m->db);
+	if (e)
 		goto fail;
-	}
-	close(fd);
-	e = map_rc(sqlite3_open_v2(
-	    path, &m->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL));
-	if (e) {
-		log_error("metadata store %s: %s", path,
-			  m->db ? sqlite3_errmsg(m->db) : "cannot open");
-		goto fail;
-	}
-	sqlite3_busy_timeout(m->db, 5000);
-	e = exec(m, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
-	e = e ? e : exec(m, schema);
+	e = cache_sqlite_exec(
+	    m->db, "metadata store",
+	    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+	e = e ? e : cache_sqlite_exec(m->db, "metadata store", schema);
 	if (e)
 		goto fail;
 
@@ -183,26 +135,16 @@ int meta_batch(struct meta *m, int (*fn)(struct meta *m, void *ctx), void *ctx)
 	int err;
 
 	pthread_mutex_lock(&m->lock);
-	err = exec(m, "BEGIN IMMEDIATE");
+	err = cache_sqlite_exec(m->db, "metadata store", "BEGIN IMMEDIATE");
 	if (!err) {
 		err = fn(m, ctx);
-		int e2 = exec(m, err ? "ROLLBACK" : "COMMIT");
+		int e2 = cache_sqlite_exec(m->db, "metadata store",
+					   err ? "ROLLBACK" : "COMMIT");
 		if (!err)
 			err = e2;
 	}
 	pthread_mutex_unlock(&m->lock);
 	return err;
-}
-
-static sqlite3_stmt *prepare(struct meta *m, const char *sql, int *err)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(m->db, sql, -1, &st, NULL);
-
-	*err = map_rc(rc);
-	if (rc != SQLITE_OK)
-		log_error("metadata store: %s", sqlite3_errmsg(m->db));
-	return st;
 }
 
 static void bind_text(sqlite3_stmt *st, int i, const char *s)
@@ -254,8 +196,8 @@ int meta_upsert(struct meta *m, const struct meta_item *in, uint64_t *ino)
 	int err;
 
 	pthread_mutex_lock(&m->lock);
-	sqlite3_stmt *st = prepare(
-	    m,
+	sqlite3_stmt *st = cache_sqlite_prepare(
+	    m->db, "metadata store",
 	    "INSERT INTO items(drive_id, item_id, parent_ino, name, is_dir, "
 	    "size, mtime_s, mtime_ns,"
 	    " ctime_s, ctime_ns, etag, ctag, qxh, web_url, modified_by)"
@@ -286,7 +228,7 @@ int meta_upsert(struct meta *m, const struct meta_item *in, uint64_t *ino)
 		int rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW && ino)
 			*ino = (uint64_t)sqlite3_column_int64(st, 0);
-		err = rc == SQLITE_ROW ? 0 : map_rc(rc);
+		err = rc == SQLITE_ROW ? 0 : cache_sqlite_errno(rc);
 		sqlite3_finalize(st);
 	}
 	pthread_mutex_unlock(&m->lock);
@@ -300,7 +242,8 @@ static int query_item(struct meta *m, const char *sql, sqlite3_int64 a,
 	int err;
 
 	pthread_mutex_lock(&m->lock);
-	sqlite3_stmt *st = prepare(m, sql, &err);
+	sqlite3_stmt *st =
+	    cache_sqlite_prepare(m->db, "metadata store", sql, &err);
 	if (st) {
 		sqlite3_bind_int64(st, 1, a);
 		if (b)
@@ -308,7 +251,8 @@ static int query_item(struct meta *m, const char *sql, sqlite3_int64 a,
 		int rc = sqlite3_step(st);
 		err = rc == SQLITE_ROW
 			  ? row_to_item(st, out)
-			  : (rc == SQLITE_DONE ? -ENOENT : map_rc(rc));
+			  : (rc == SQLITE_DONE ? -ENOENT
+					       : cache_sqlite_errno(rc));
 		sqlite3_finalize(st);
 	}
 	pthread_mutex_unlock(&m->lock);
@@ -335,8 +279,9 @@ int meta_ino_of(struct meta *m, const char *item_id, uint64_t *ino)
 	int err;
 
 	pthread_mutex_lock(&m->lock);
-	sqlite3_stmt *st = prepare(
-	    m, "SELECT ino FROM items WHERE drive_id=?1 AND item_id=?2", &err);
+	sqlite3_stmt *st = cache_sqlite_prepare(
+	    m->db, "metadata store",
+	    "SELECT ino FROM items WHERE drive_id=?1 AND item_id=?2", &err);
 	if (st) {
 		bind_text(st, 1, m->drive_id);
 		bind_text(st, 2, item_id);
@@ -345,7 +290,8 @@ int meta_ino_of(struct meta *m, const char *item_id, uint64_t *ino)
 			*ino = (uint64_t)sqlite3_column_int64(st, 0);
 		err = rc == SQLITE_ROW
 			  ? 0
-			  : (rc == SQLITE_DONE ? -ENOENT : map_rc(rc));
+			  : (rc == SQLITE_DONE ? -ENOENT
+					       : cache_sqlite_errno(rc));
 		sqlite3_finalize(st);
 	}
 	pthread_mutex_unlock(&m->lock);
@@ -358,11 +304,11 @@ int meta_children(struct meta *m, uint64_t parent_ino,
 	int err;
 
 	pthread_mutex_lock(&m->lock);
-	sqlite3_stmt *st =
-	    prepare(m,
-		    "SELECT " ITEM_COLUMNS
-		    " FROM items WHERE parent_ino=?1 ORDER BY name",
-		    &err);
+	sqlite3_stmt *st = cache_sqlite_prepare(
+	    m->db, "metadata store",
+	    "SELECT " ITEM_COLUMNS
+	    " FROM items WHERE parent_ino=?1 ORDER BY name",
+	    &err);
 	if (st) {
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)parent_ino);
 		int rc;
@@ -375,7 +321,7 @@ int meta_children(struct meta *m, uint64_t parent_ino,
 			}
 		}
 		if (!err && rc != SQLITE_DONE)
-			err = map_rc(rc);
+			err = cache_sqlite_errno(rc);
 		sqlite3_finalize(st);
 	}
 	pthread_mutex_unlock(&m->lock);
@@ -388,11 +334,12 @@ static int exec_int(struct meta *m, const char *sql, sqlite3_int64 a,
 	int err;
 
 	pthread_mutex_lock(&m->lock);
-	sqlite3_stmt *st = prepare(m, sql, &err);
+	sqlite3_stmt *st =
+	    cache_sqlite_prepare(m->db, "metadata store", sql, &err);
 	if (st) {
 		sqlite3_bind_int64(st, 1, a);
 		sqlite3_bind_int64(st, 2, b);
-		err = map_rc(sqlite3_step(st));
+		err = cache_sqlite_errno(sqlite3_step(st));
 		sqlite3_finalize(st);
 	}
 	pthread_mutex_unlock(&m->lock);
@@ -428,7 +375,8 @@ static int kv_get_locked(struct meta *m, const char *key, char **value)
 {
 	int err;
 	sqlite3_stmt *st =
-	    prepare(m, "SELECT value FROM info WHERE key=?1", &err);
+	    cache_sqlite_prepare(m->db, "metadata store",
+				 "SELECT value FROM info WHERE key=?1", &err);
 
 	if (!st)
 		return err;
@@ -438,7 +386,7 @@ static int kv_get_locked(struct meta *m, const char *key, char **value)
 		*value = col_text(st, 0);
 		err = *value ? 0 : -ENOMEM;
 	} else {
-		err = rc == SQLITE_DONE ? -ENOENT : map_rc(rc);
+		err = rc == SQLITE_DONE ? -ENOENT : cache_sqlite_errno(rc);
 	}
 	sqlite3_finalize(st);
 	return err;
@@ -447,16 +395,17 @@ static int kv_get_locked(struct meta *m, const char *key, char **value)
 static int kv_set_locked(struct meta *m, const char *key, const char *value)
 {
 	int err;
-	sqlite3_stmt *st = prepare(m,
-				   "INSERT INTO info(key, value) VALUES(?1, ?2)"
-				   " ON CONFLICT(key) DO UPDATE SET value=?2",
-				   &err);
+	sqlite3_stmt *st =
+	    cache_sqlite_prepare(m->db, "metadata store",
+				 "INSERT INTO info(key, value) VALUES(?1, ?2)"
+				 " ON CONFLICT(key) DO UPDATE SET value=?2",
+				 &err);
 
 	if (!st)
 		return err;
 	bind_text(st, 1, key);
 	bind_text(st, 2, value);
-	err = map_rc(sqlite3_step(st));
+	err = cache_sqlite_errno(sqlite3_step(st));
 	sqlite3_finalize(st);
 	return err;
 }
