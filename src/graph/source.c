@@ -178,11 +178,13 @@ int source_parse(const char *text, struct source *out, struct buf *msg)
 	} else {
 		out->site_path = strdup("");
 	}
-	for (size_t i = 0; i < skip; i++)
-		free(out->segments[i]);
-	memmove(out->segments, out->segments + skip,
-		(out->nsegments - skip) * sizeof(char *));
-	out->nsegments -= skip;
+	if (skip) { /* segments is NULL when there are none */
+		for (size_t i = 0; i < skip; i++)
+			free(out->segments[i]);
+		memmove(out->segments, out->segments + skip,
+			(out->nsegments - skip) * sizeof(char *));
+		out->nsegments -= skip;
+	}
 	return 0;
 fail:
 	source_release(out);
