@@ -265,6 +265,24 @@ static int get_item(struct graph *g, const char *path, const char *what,
 	return err;
 }
 
+/* Appends "/drives/{drive}" and, when item_id is given, "/items/{item}",
+ * each percent-encoded: the start of every drive path we request. */
+static int drive_path(struct buf *path, const char *drive_id,
+		      const char *item_id)
+{
+	int err = buf_append_str(path, "/drives/");
+
+	err = err ? err
+		  : url_path_segment_encode(path, drive_id, strlen(drive_id));
+	if (!err && item_id) {
+		err = buf_append_str(path, "/items/");
+		err = err ? err
+			  : url_path_segment_encode(path, item_id,
+						    strlen(item_id));
+	}
+	return err;
+}
+
 int graph_item_get(struct graph *g, const char *drive_id, const char *item_id,
 		   struct graph_item *out)
 {
@@ -272,12 +290,7 @@ int graph_item_get(struct graph *g, const char *drive_id, const char *item_id,
 	int err;
 
 	buf_init(&path, 4096);
-	err = buf_append_str(&path, "/drives/");
-	err = err ? err
-		  : url_path_segment_encode(&path, drive_id, strlen(drive_id));
-	err = err ? err : buf_append_str(&path, "/items/");
-	err = err ? err
-		  : url_path_segment_encode(&path, item_id, strlen(item_id));
+	err = drive_path(&path, drive_id, item_id);
 	err = err ? err : get_item(g, path.data, "get item", out);
 	buf_release(&path);
 	return err;
@@ -290,9 +303,7 @@ int graph_item_get_by_path(struct graph *g, const char *drive_id,
 	int err;
 
 	buf_init(&path, 16384);
-	err = buf_append_str(&path, "/drives/");
-	err = err ? err
-		  : url_path_segment_encode(&path, drive_id, strlen(drive_id));
+	err = drive_path(&path, drive_id, NULL);
 	err = err ? err : buf_append_str(&path, "/root");
 	const char *p = rel;
 	while (*p == '/')
@@ -423,12 +434,7 @@ int graph_children(struct graph *g, const char *drive_id, const char *item_id,
 	int err;
 
 	buf_init(&path, 4096);
-	err = buf_append_str(&path, "/drives/");
-	err = err ? err
-		  : url_path_segment_encode(&path, drive_id, strlen(drive_id));
-	err = err ? err : buf_append_str(&path, "/items/");
-	err = err ? err
-		  : url_path_segment_encode(&path, item_id, strlen(item_id));
+	err = drive_path(&path, drive_id, item_id);
 	err =
 	    err ? err
 		: buf_append_str(&path, "/children?$top=1000&$select=" SELECT);
@@ -451,10 +457,7 @@ int graph_delta(struct graph *g, const char *drive_id, const char *link,
 	if (link) {
 		err = buf_append_str(&path, link);
 	} else {
-		err = buf_append_str(&path, "/drives/");
-		err = err ? err
-			  : url_path_segment_encode(&path, drive_id,
-						    strlen(drive_id));
+		err = drive_path(&path, drive_id, NULL);
 		err = err ? err
 			  : buf_append_str(&path, "/root/delta?token=latest");
 	}
@@ -478,9 +481,7 @@ int graph_drive_quota(struct graph *g, const char *drive_id, uint64_t *total,
 
 	http_response_init(&resp);
 	buf_init(&path, 4096);
-	err = buf_append_str(&path, "/drives/");
-	err = err ? err
-		  : url_path_segment_encode(&path, drive_id, strlen(drive_id));
+	err = drive_path(&path, drive_id, NULL);
 	err = err ? err : buf_append_str(&path, "?$select=id,quota");
 	err = err ? err : graph_get(g, path.data, &resp);
 	if (!err && resp.status != 200)
