@@ -26,6 +26,7 @@
 #include "auth/auth.h"
 #include "base/buf.h"
 #include "base/log.h"
+#include "http/content_range.h"
 #include "http/retry_after.h"
 
 struct graph {
@@ -308,6 +309,65 @@ out:
 	return err;
 }
 
+struct download_sink {
+	struct http_response *resp;
+	http_sink_fn sink;
+	void *ctx;
+};
+
+static int download_body(void *ctx, const char *data, size_t len)
+{
+	struct download_sink *d = ctx;
+
+	if (d->resp->status != 200 && d->resp->status != 206)
+		return 0; /* an error page: never content */
+	return d->sink(d->ctx, data, len);
+}
+
+int graph_download(struct graph *g, const char *url, unsigned long long offset,
+		   unsigned long long length, http_sink_fn sink, void *sink_ctx,
+		   struct http_response *resp)
+{
+	struct download_sink d = {resp, sink, sink_ctx};
+	char range[64];
+	struct http_header hdr[1];
+	size_t nhdr = 0;
+
+	if (length)
+		snprintf(range, sizeof(range), "bytes=%llu-%llu", offset,
+			 offset + length - 1);
+	else
+		snprintf(range, sizeof(range), "bytes=%llu-", offset);
+	if (length || offset) {
+		hdr[0].name = "Range";
+		hdr[0].value = range;
+		nhdr = 1;
+	}
+	struct http_request req = {
+	    .url = url,
+	    .headers = hdr,
+	    .nheaders = nhdr,
+	    .sink = download_body,
+	    .sink_ctx = &d,
+	};
+	wait_gate(g);
+	int err = http_perform(g->http, &req, resp);
+	if (!err && (resp->status == 429 || resp->status == 503))
+		throttled(g, resp, 1);
+	return err;
+}
+
+int graph_download_range(const struct http_response *resp, long long *first,
+			 long long *total)
+{
+	struct http_content_range cr;
+	int err = http_content_range_parse(resp->content_range, &cr);
+
+	*first = cr.first;
+	*total = cr.total;
+	return err;
+}
+
 void graph_get_stats(struct graph *g, struct graph_stats *out)
 {
 	out->requests = atomic_load(&g->requests);
@@ -317,4 +377,10 @@ void graph_get_stats(struct graph *g, struct graph_stats *out)
 	pthread_mutex_lock(&g->lock);
 	out->throttled_seconds = g->throttled_seconds;
 	pthread_mutex_unlock(&g->lock);
+	struct auth_stats as = {0};
+	if (g->auth)
+		auth_get_stats(g->auth, &as);
+	out->token_requests = as.token_requests;
+	out->token_failures = as.token_failures;
+	out->token_expires_at = as.expires_at;
 }

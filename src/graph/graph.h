@@ -49,12 +49,33 @@ int graph_status_errno(long status);
  */
 int graph_fail(const char *what, const struct http_response *resp);
 
+/*
+ * One GET of a pre-authenticated download URL (no Authorization header ever:
+ * the URL is the credential), used byte for byte. length 0 asks for
+ * everything from offset without a Range header when offset is 0. Body
+ * bytes of a 200 or 206 go to sink; other bodies are dropped. Waits for the
+ * throttle gate first, and a 429/503 closes it, but nothing is retried here:
+ * the caller owns the resume position. Returns as http_perform().
+ */
+int graph_download(struct graph *g, const char *url, unsigned long long offset,
+		   unsigned long long length, http_sink_fn sink, void *sink_ctx,
+		   struct http_response *resp);
+
+/* The Content-Range of a download response: first byte and total (-1 when
+ * the header says "*"). 0, or -EINVAL when absent or malformed. */
+int graph_download_range(const struct http_response *resp, long long *first,
+			 long long *total);
+
 struct graph_stats {
 	unsigned long requests;	    /* HTTP requests sent */
 	unsigned long auth_retries; /* 401s answered by refresh + retry */
 	unsigned long throttles;    /* 429/503 received */
 	unsigned long retries;	    /* retries after 5xx or network errors */
 	double throttled_seconds;   /* total Retry-After honoured */
+	/* From the credential, so callers above graph need not know auth. */
+	unsigned long token_requests; /* to the token endpoint (refreshes) */
+	unsigned long token_failures;
+	long long token_expires_at; /* epoch s of the current token, 0: none */
 };
 void graph_get_stats(struct graph *g, struct graph_stats *out);
 

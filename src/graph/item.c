@@ -296,6 +296,43 @@ int graph_item_get(struct graph *g, const char *drive_id, const char *item_id,
 	return err;
 }
 
+int graph_content_location(struct graph *g, const char *drive_id,
+			   const char *item_id, char **url)
+{
+	struct http_response resp;
+	struct buf path;
+	int err;
+
+	*url = NULL;
+	buf_init(&path, 4096);
+	http_response_init(&resp);
+	err = drive_path(&path, drive_id, item_id);
+	err = err ? err : buf_append_str(&path, "/content");
+	err = err ? err : graph_get(g, path.data, &resp);
+	if (err)
+		goto out;
+	if (resp.status >= 300 && resp.status < 400 && resp.location &&
+	    (strncmp(resp.location, "https://", 8) == 0 ||
+	     strncmp(resp.location, "http://", 7) == 0)) {
+		*url = strdup(resp.location);
+		err = *url ? 0 : -ENOMEM;
+	} else if (resp.status == 404) {
+		err = -ENOENT;
+	} else if (resp.status < 300) {
+		log_warn(
+		    "file content: HTTP %ld without a redirect (request-id "
+		    "%s)",
+		    resp.status, resp.request_id ? resp.request_id : "-");
+		err = -EIO;
+	} else {
+		err = graph_fail("file content", &resp);
+	}
+out:
+	http_response_release(&resp);
+	buf_release(&path);
+	return err;
+}
+
 int graph_item_get_by_path(struct graph *g, const char *drive_id,
 			   const char *rel, struct graph_item *out)
 {

@@ -44,6 +44,11 @@ int graph_item_get(struct graph *g, const char *drive_id, const char *item_id,
 int graph_item_get_by_path(struct graph *g, const char *drive_id,
 			   const char *path, struct graph_item *out);
 
+/* The download URL of a file's current content: GET .../content with the
+ * redirect not followed; *url is the Location, malloc'd, to be used byte for
+ * byte and without Authorization. 0, -ENOENT, -EACCES, -EIO. */
+int graph_content_location(struct graph *g, const char *drive_id,
+			   const char *item_id, char **url);
 /* Lists a folder's children, all pages ($top=1000), invalid items skipped
  * with a log line. 0 or -errno (-ELOOP for a nextLink loop). */
 int graph_children(struct graph *g, const char *drive_id, const char *item_id,

@@ -201,7 +201,8 @@ static void clear_headers(struct http_response *resp)
 {
 	char **fields[] = {&resp->retry_after,	&resp->request_id,
 			   &resp->location,	&resp->content_range,
-			   &resp->content_type, &resp->www_authenticate};
+			   &resp->content_type, &resp->www_authenticate,
+			   &resp->etag};
 
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		free(*fields[i]);
@@ -218,6 +219,8 @@ void http_response_release(struct http_response *resp)
 struct transfer {
 	const struct http_request *req;
 	struct http_response *resp;
+	CURL *easy;
+	int body_started;
 	int error; /* set by callbacks to abort with this errno */
 };
 
@@ -227,6 +230,17 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 	size_t n = size * nmemb;
 	int err;
 
+	if (!t->body_started) {
+		/* Headers are complete: let a sink see what it receives. */
+		long status = 0;
+		curl_off_t cl = -1;
+		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+		curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
+				  &cl);
+		t->resp->status = status;
+		t->resp->content_length = cl;
+		t->body_started = 1;
+	}
 	if (t->req->sink)
 		err = t->req->sink(t->req->sink_ctx, data, n);
 	else
@@ -269,6 +283,7 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *userp)
 	    {"content-type", offsetof(struct http_response, content_type)},
 	    {"www-authenticate",
 	     offsetof(struct http_response, www_authenticate)},
+	    {"etag", offsetof(struct http_response, etag)},
 	};
 
 	/* A new status line (after 1xx or a redirect) starts a new response. */
@@ -370,6 +385,7 @@ int http_perform(struct http *h, const struct http_request *req,
 	CURLcode rc;
 
 	buf_init_secret(&line, 64 * 1024);
+	clear_headers(resp);
 	resp->status = 0;
 	resp->error[0] = '\0';
 	buf_reset(&resp->body);
@@ -390,6 +406,7 @@ int http_perform(struct http *h, const struct http_request *req,
 		goto out;
 	}
 	curl_easy_reset(easy);
+	t.easy = easy;
 
 	for (size_t i = 0; i < req->nheaders; i++) {
 		buf_reset(&line);

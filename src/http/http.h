@@ -38,7 +38,8 @@ struct http_header {
 };
 
 /* Called with response body bytes as they arrive; return 0 to go on or a
- * negative errno to abort the transfer with that error. */
+ * negative errno to abort the transfer with that error. By the first call,
+ * the response's status, content_length and headers are already set. */
 typedef int (*http_sink_fn)(void *ctx, const char *data, size_t len);
 
 struct http_request {
@@ -67,6 +68,7 @@ struct http_response {
 	char *content_range;
 	char *content_type;
 	char *www_authenticate;
+	char *etag;
 	char client_request_id[37]; /* the UUID we sent as client-request-id */
 	char error[256];	    /* transport error text, "" if none */
 };
