@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sqlite content store. Each chunk row carries its length; reads go through
- * sqlite3_blob_open/read (no copy of the whole blob), writes bind the bytes
- * once. Eviction orders by last_used and skips pinned items; callers run it
- * off the read path. sqlite codes map to errno here only.
+ * sqlite content store. A chunk is a small row (length, LRU stamp, hash
+ * fold) plus its bytes in chunk_data, so LRU updates never rewrite MiBs;
+ * reads go through sqlite3_blob_open/read, writes bind the bytes once.
+ * Eviction orders by last_used, pinned items last; callers run it off the
+ * read path. sqlite codes map to errno here only.
  *
  * Lock order: c->lock only (leaf); never held across network I/O.
  */
@@ -14,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +41,54 @@ struct content {
 	struct pin *pins;
 };
 
+/* v3: the blobs live in their own table, so bumping last_used rewrites a
+ * small row instead of the whole MiB-sized record with its overflow chain. */
+#define SCHEMA_VERSION 3
+
+/* The store is a cache: a database from another schema is emptied, not
+ * migrated. */
+static int upgrade_schema(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	int e, version = 0;
+
+	st = cache_sqlite_prepare(db, "content store", "PRAGMA user_version",
+				  &e);
+	if (!st)
+		return e;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (version == SCHEMA_VERSION)
+		return 0;
+	if (version != 0)
+		log_info("content store: schema %d, expected %d: starting "
+			 "empty",
+			 version, SCHEMA_VERSION);
+	return cache_sqlite_exec(
+	    db, "content store",
+	    "BEGIN;"
+	    "DROP TABLE IF EXISTS chunks; DROP TABLE IF EXISTS files;"
+	    "DROP TABLE IF EXISTS chunk_data;"
+	    "CREATE TABLE chunks(id INTEGER PRIMARY KEY,"
+	    " item_id TEXT NOT NULL, version TEXT NOT NULL,"
+	    " idx INTEGER NOT NULL, len INTEGER NOT NULL,"
+	    " last_used INTEGER NOT NULL, fold BLOB,"
+	    " UNIQUE(item_id, version, idx));"
+	    "CREATE INDEX chunks_lru ON chunks(last_used);"
+	    "CREATE TABLE chunk_data(id INTEGER PRIMARY KEY,"
+	    " data BLOB NOT NULL);"
+	    "CREATE TRIGGER chunks_gone AFTER DELETE ON chunks BEGIN"
+	    " DELETE FROM chunk_data WHERE id=old.id; END;"
+	    "CREATE TABLE files("
+	    " item_id TEXT NOT NULL, version TEXT NOT NULL,"
+	    " size INTEGER NOT NULL, verified INTEGER NOT NULL DEFAULT 0,"
+	    " mismatches INTEGER NOT NULL DEFAULT 0,"
+	    " PRIMARY KEY(item_id, version));"
+	    "PRAGMA user_version=3;"
+	    "COMMIT;");
+}
+
 struct content *content_open(const char *path, uint64_t max_bytes, int *err)
 {
 	struct content *c = calloc(1, sizeof(*c));
@@ -54,17 +104,16 @@ struct content *content_open(const char *path, uint64_t max_bytes, int *err)
 	e = cache_sqlite_open(path, "content store", &c->db);
 	if (e)
 		goto fail;
-	/* Large pages suit MiB blobs; WAL keeps readers off writers' backs. */
-	e = cache_sqlite_exec(
-	    c->db, "content store",
-	    "PRAGMA page_size=65536; PRAGMA journal_mode=WAL;"
-	    " PRAGMA synchronous=NORMAL;"
-	    "CREATE TABLE IF NOT EXISTS chunks("
-	    " item_id TEXT NOT NULL, version TEXT NOT NULL,"
-	    " idx INTEGER NOT NULL, len INTEGER NOT NULL,"
-	    " last_used INTEGER NOT NULL, data BLOB NOT NULL,"
-	    " PRIMARY KEY(item_id, version, idx));"
-	    "CREATE INDEX IF NOT EXISTS chunks_lru ON chunks(last_used);");
+	/* Large pages suit MiB blobs; WAL keeps readers off writers' backs;
+	 * a bounded WAL keeps the file near the cap. */
+	e = cache_sqlite_exec(c->db, "content store",
+			      "PRAGMA page_size=65536; PRAGMA journal_mode=WAL;"
+			      " PRAGMA synchronous=NORMAL;"
+			      " PRAGMA wal_autocheckpoint=128;"
+			      " PRAGMA journal_size_limit=16777216;");
+	if (e)
+		goto fail;
+	e = upgrade_schema(c->db);
 	if (e)
 		goto fail;
 	st = cache_sqlite_prepare(c->db, "content store",
@@ -126,34 +175,66 @@ static uint64_t chunk_len_locked(struct content *c, const char *item_id,
 }
 
 int content_put(struct content *c, const char *item_id, const char *version,
-		uint64_t index, const void *data, size_t len)
+		uint64_t index, const void *data, size_t len,
+		const unsigned char *fold)
 {
+	sqlite3_stmt *st = NULL;
+	sqlite3_int64 id = 0;
 	int err;
 
 	pthread_mutex_lock(&c->lock);
 	uint64_t old = chunk_len_locked(c, item_id, version, index);
-	sqlite3_stmt *st = cache_sqlite_prepare(
+	/* One transaction: a row never exists without its whole blob. */
+	err = cache_sqlite_exec(c->db, "content store", "BEGIN IMMEDIATE");
+	if (err)
+		goto out;
+	st = cache_sqlite_prepare(
 	    c->db, "content store",
-	    "INSERT INTO chunks(item_id, version, idx, len, last_used, data)"
-	    " VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT(item_id, version, idx) DO "
-	    "UPDATE"
-	    " SET len=?4, last_used=?5, data=?6",
+	    "INSERT INTO chunks(item_id, version, idx, len, last_used, fold)"
+	    " VALUES(?1,?2,?3,?4,?5,?6)"
+	    " ON CONFLICT(item_id, version, idx) DO UPDATE"
+	    " SET len=?4, last_used=?5, fold=?6 RETURNING id",
 	    &err);
-	if (st) {
-		sqlite3_bind_text(st, 1, item_id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, version, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, (sqlite3_int64)index);
-		sqlite3_bind_int64(st, 4, (sqlite3_int64)len);
-		sqlite3_bind_int64(st, 5, (sqlite3_int64)++c->clock);
-		sqlite3_bind_blob64(st, 6, data, len, SQLITE_STATIC);
-		err = cache_sqlite_errno(sqlite3_step(st));
-		sqlite3_finalize(st);
-	}
-	if (!err) {
-		c->bytes = c->bytes - old + len;
-		if (!old)
-			c->chunks++;
-	}
+	if (!st)
+		goto rollback;
+	sqlite3_bind_text(st, 1, item_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, version, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)index);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)len);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)++c->clock);
+	if (fold)
+		sqlite3_bind_blob(st, 6, fold, CONTENT_FOLD_LEN, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 6);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		id = sqlite3_column_int64(st, 0);
+	else
+		err = cache_sqlite_errno(rc == SQLITE_DONE ? SQLITE_ERROR : rc);
+	sqlite3_finalize(st);
+	if (err)
+		goto rollback;
+	st = cache_sqlite_prepare(
+	    c->db, "content store",
+	    "INSERT OR REPLACE INTO chunk_data(id, data) VALUES(?1,?2)", &err);
+	if (!st)
+		goto rollback;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_blob64(st, 2, data, len, SQLITE_STATIC);
+	err = cache_sqlite_errno(sqlite3_step(st));
+	sqlite3_finalize(st);
+	if (err)
+		goto rollback;
+	err = cache_sqlite_exec(c->db, "content store", "COMMIT");
+	if (err)
+		goto rollback;
+	c->bytes = c->bytes - old + len;
+	if (!old)
+		c->chunks++;
+	goto out;
+rollback:
+	cache_sqlite_exec(c->db, "content store", "ROLLBACK");
+out:
 	pthread_mutex_unlock(&c->lock);
 	return err;
 }
@@ -163,6 +244,7 @@ int content_read(struct content *c, const char *item_id, const char *version,
 		 size_t *len)
 {
 	sqlite3_int64 rowid = 0, clen = 0;
+	uint64_t last_used = 0;
 	sqlite3_blob *blob = NULL;
 	int err;
 
@@ -170,8 +252,8 @@ int content_read(struct content *c, const char *item_id, const char *version,
 	pthread_mutex_lock(&c->lock);
 	sqlite3_stmt *st =
 	    cache_sqlite_prepare(c->db, "content store",
-				 "SELECT rowid, len FROM chunks WHERE "
-				 "item_id=?1 AND version=?2 AND idx=?3",
+				 "SELECT id, len, last_used FROM chunks "
+				 "WHERE item_id=?1 AND version=?2 AND idx=?3",
 				 &err);
 	if (!st)
 		goto out;
@@ -182,6 +264,7 @@ int content_read(struct content *c, const char *item_id, const char *version,
 	if (rc == SQLITE_ROW) {
 		rowid = sqlite3_column_int64(st, 0);
 		clen = sqlite3_column_int64(st, 1);
+		last_used = (uint64_t)sqlite3_column_int64(st, 2);
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW) {
@@ -193,7 +276,7 @@ int content_read(struct content *c, const char *item_id, const char *version,
 	size_t n = (size_t)(clen - (sqlite3_int64)offset);
 	if (n > cap)
 		n = cap;
-	err = cache_sqlite_errno(sqlite3_blob_open(c->db, "main", "chunks",
+	err = cache_sqlite_errno(sqlite3_blob_open(c->db, "main", "chunk_data",
 						   "data", rowid, 0, &blob));
 	if (!err && sqlite3_blob_bytes(blob) != clen)
 		err = -EUCLEAN; /* length column and blob disagree: never serve
@@ -206,9 +289,13 @@ int content_read(struct content *c, const char *item_id, const char *version,
 		goto out;
 	*len = n;
 touch:
-	st = cache_sqlite_prepare(
-	    c->db, "content store",
-	    "UPDATE chunks SET last_used=?2 WHERE rowid=?1", &err);
+	/* A chunk is read in many pieces: one LRU write per run of reads, not
+	 * one per piece (each UPDATE is a WAL page write). */
+	if (last_used == c->clock)
+		goto out;
+	st = cache_sqlite_prepare(c->db, "content store",
+				  "UPDATE chunks SET last_used=?2 WHERE id=?1",
+				  &err);
 	if (st) {
 		sqlite3_bind_int64(st, 1, rowid);
 		sqlite3_bind_int64(st, 2, (sqlite3_int64)++c->clock);
@@ -235,27 +322,154 @@ static void recount_locked(struct content *c)
 	sqlite3_finalize(st);
 }
 
+/* Runs a DELETE whose ?1 is an item id and ?2 a version (NULL when absent). */
+static int delete_rows_locked(struct content *c, const char *sql,
+			      const char *item_id, const char *version)
+{
+	int err;
+	sqlite3_stmt *st =
+	    cache_sqlite_prepare(c->db, "content store", sql, &err);
+
+	if (!st)
+		return err;
+	sqlite3_bind_text(st, 1, item_id, -1, SQLITE_STATIC);
+	if (version)
+		sqlite3_bind_text(st, 2, version, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 2);
+	err = cache_sqlite_errno(sqlite3_step(st));
+	sqlite3_finalize(st);
+	return err;
+}
+
 int content_drop_item(struct content *c, const char *item_id,
 		      const char *keep_version)
+{
+	pthread_mutex_lock(&c->lock);
+	int err = delete_rows_locked(c,
+				     "DELETE FROM chunks WHERE item_id=?1 AND "
+				     "(?2 IS NULL OR version<>?2)",
+				     item_id, keep_version);
+	if (!err)
+		err = delete_rows_locked(c,
+					 "DELETE FROM files WHERE item_id=?1 "
+					 "AND (?2 IS NULL OR version<>?2)",
+					 item_id, keep_version);
+	recount_locked(c);
+	pthread_mutex_unlock(&c->lock);
+	return err;
+}
+
+int content_drop_version(struct content *c, const char *item_id,
+			 const char *version)
+{
+	pthread_mutex_lock(&c->lock);
+	int err = delete_rows_locked(
+	    c, "DELETE FROM chunks WHERE item_id=?1 AND version=?2", item_id,
+	    version);
+	recount_locked(c);
+	pthread_mutex_unlock(&c->lock);
+	return err;
+}
+
+int content_has(struct content *c, const char *item_id, const char *version,
+		uint64_t index)
+{
+	pthread_mutex_lock(&c->lock);
+	int has = chunk_len_locked(c, item_id, version, index) > 0;
+	pthread_mutex_unlock(&c->lock);
+	return has;
+}
+
+int content_fold(struct content *c, const char *item_id, const char *version,
+		 uint64_t nchunks, unsigned char fold[CONTENT_FOLD_LEN])
+{
+	uint64_t seen = 0;
+	int err;
+
+	memset(fold, 0, CONTENT_FOLD_LEN);
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = cache_sqlite_prepare(
+	    c->db, "content store",
+	    "SELECT idx, fold FROM chunks WHERE item_id=?1 AND version=?2",
+	    &err);
+	if (!st)
+		goto out;
+	sqlite3_bind_text(st, 1, item_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, version, -1, SQLITE_STATIC);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *f = sqlite3_column_blob(st, 1);
+		if ((uint64_t)sqlite3_column_int64(st, 0) >= nchunks)
+			continue;
+		if (!f || sqlite3_column_bytes(st, 1) != CONTENT_FOLD_LEN) {
+			err = -ENOENT; /* a chunk without its hash part */
+			break;
+		}
+		for (size_t i = 0; i < CONTENT_FOLD_LEN; i++)
+			fold[i] ^= f[i];
+		seen++;
+	}
+	if (!err && rc != SQLITE_DONE)
+		err = cache_sqlite_errno(rc);
+	sqlite3_finalize(st);
+	if (!err && seen != nchunks)
+		err = -ENOENT;
+out:
+	pthread_mutex_unlock(&c->lock);
+	return err;
+}
+
+int content_file_get(struct content *c, const char *item_id,
+		     const char *version, struct content_file *out)
+{
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = cache_sqlite_prepare(
+	    c->db, "content store",
+	    "SELECT size, verified, mismatches FROM files WHERE item_id=?1 AND "
+	    "version=?2",
+	    &err);
+	if (st) {
+		sqlite3_bind_text(st, 1, item_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, version, -1, SQLITE_STATIC);
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			out->size = (uint64_t)sqlite3_column_int64(st, 0);
+			out->verified = sqlite3_column_int(st, 1);
+			out->mismatches = sqlite3_column_int(st, 2);
+		}
+		err = rc == SQLITE_ROW	  ? 0
+		      : rc == SQLITE_DONE ? -ENOENT
+					  : cache_sqlite_errno(rc);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return err;
+}
+
+int content_file_set(struct content *c, const char *item_id,
+		     const char *version, const struct content_file *in)
 {
 	int err;
 
 	pthread_mutex_lock(&c->lock);
-	sqlite3_stmt *st =
-	    cache_sqlite_prepare(c->db, "content store",
-				 "DELETE FROM chunks WHERE item_id=?1 AND "
-				 "(?2 IS NULL OR version<>?2)",
-				 &err);
+	sqlite3_stmt *st = cache_sqlite_prepare(
+	    c->db, "content store",
+	    "INSERT INTO files(item_id, version, size, verified, mismatches)"
+	    " VALUES(?1,?2,?3,?4,?5) ON CONFLICT(item_id, version) DO UPDATE"
+	    " SET size=?3, verified=?4, mismatches=?5",
+	    &err);
 	if (st) {
 		sqlite3_bind_text(st, 1, item_id, -1, SQLITE_STATIC);
-		if (keep_version)
-			sqlite3_bind_text(st, 2, keep_version, -1,
-					  SQLITE_STATIC);
-		else
-			sqlite3_bind_null(st, 2);
+		sqlite3_bind_text(st, 2, version, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)in->size);
+		sqlite3_bind_int(st, 4, in->verified);
+		sqlite3_bind_int(st, 5, in->mismatches);
 		err = cache_sqlite_errno(sqlite3_step(st));
 		sqlite3_finalize(st);
-		recount_locked(c);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return err;
@@ -310,28 +524,23 @@ static int pinned_locked(const struct content *c, const char *item_id)
 	return 0;
 }
 
-long content_evict(struct content *c)
+/* One LRU pass; with skip_pinned, chunks of open files are left alone. */
+static int evict_pass_locked(struct content *c, bool skip_pinned, long *evicted)
 {
-	long evicted = 0;
 	int err = 0;
-
-	pthread_mutex_lock(&c->lock);
-	if (c->bytes <= c->max_bytes)
-		goto out;
 	sqlite3_stmt *sel = cache_sqlite_prepare(
 	    c->db, "content store",
-	    "SELECT rowid, item_id, len FROM chunks ORDER BY last_used", &err);
-	sqlite3_stmt *del = sel ? cache_sqlite_prepare(
-				      c->db, "content store",
-				      "DELETE FROM chunks WHERE rowid=?1", &err)
-				: NULL;
-	if (!sel || !del) {
-		sqlite3_finalize(sel);
+	    "SELECT id, item_id, len FROM chunks ORDER BY last_used", &err);
+	sqlite3_stmt *del =
+	    sel ? cache_sqlite_prepare(c->db, "content store",
+				       "DELETE FROM chunks WHERE id=?1", &err)
+		: NULL;
+
+	if (!sel || !del)
 		goto out;
-	}
-	cache_sqlite_exec(c->db, "content store", "BEGIN IMMEDIATE");
 	while (c->bytes > c->max_bytes && sqlite3_step(sel) == SQLITE_ROW) {
-		if (pinned_locked(c, (const char *)sqlite3_column_text(sel, 1)))
+		if (skip_pinned &&
+		    pinned_locked(c, (const char *)sqlite3_column_text(sel, 1)))
 			continue;
 		sqlite3_bind_int64(del, 1, sqlite3_column_int64(sel, 0));
 		err = cache_sqlite_errno(sqlite3_step(del));
@@ -340,13 +549,35 @@ long content_evict(struct content *c)
 			break;
 		c->bytes -= (uint64_t)sqlite3_column_int64(sel, 2);
 		c->chunks--;
-		evicted++;
+		(*evicted)++;
 	}
+out:
 	sqlite3_finalize(sel);
 	sqlite3_finalize(del);
-	cache_sqlite_exec(c->db, "content store", err ? "ROLLBACK" : "COMMIT");
+	return err;
+}
+
+long content_evict(struct content *c)
+{
+	long evicted = 0;
+	int err = 0;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->bytes <= c->max_bytes)
+		goto out;
+	err = cache_sqlite_exec(c->db, "content store", "BEGIN IMMEDIATE");
 	if (err)
+		goto out;
+	/* Open files' chunks go only when the cap cannot be met otherwise
+	 * (one open file larger than the cap): the cap is the promise. */
+	err = evict_pass_locked(c, true, &evicted);
+	if (!err && c->bytes > c->max_bytes)
+		err = evict_pass_locked(c, false, &evicted);
+	cache_sqlite_exec(c->db, "content store", err ? "ROLLBACK" : "COMMIT");
+	if (err) {
+		evicted = 0;
 		recount_locked(c);
+	}
 	c->evicted += (uint64_t)evicted;
 out:
 	pthread_mutex_unlock(&c->lock);

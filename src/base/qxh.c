@@ -17,6 +17,18 @@ void qxh_init(struct qxh *h)
 	memset(h, 0, sizeof(*h));
 }
 
+void qxh_init_at(struct qxh *h, uint64_t offset)
+{
+	memset(h, 0, sizeof(*h));
+	h->length = offset;
+}
+
+void qxh_merge(struct qxh *h, const unsigned char fold[QXH_PERIOD])
+{
+	for (size_t i = 0; i < QXH_PERIOD; i++)
+		h->fold[i] ^= fold[i];
+}
+
 void qxh_update(struct qxh *h, const void *data, size_t n)
 {
 	const unsigned char *p = data;

@@ -28,6 +28,11 @@ struct qxh {
 
 void qxh_init(struct qxh *h);
 void qxh_update(struct qxh *h, const void *data, size_t n);
+/* Starts a part of a file's hash for bytes that sit at offset: parts fed
+ * separately combine with qxh_merge() in any order (the hash is linear). */
+void qxh_init_at(struct qxh *h, uint64_t offset);
+/* XORs a part's fold into h; set h->length to the file size before final. */
+void qxh_merge(struct qxh *h, const unsigned char fold[QXH_PERIOD]);
 void qxh_final(const struct qxh *h, unsigned char out[QXH_DIGEST_LEN]);
 /* Writes QXH_B64_LEN + 1 bytes (NUL-terminated standard base64). */
 void qxh_final_b64(const struct qxh *h, char out[QXH_B64_LEN + 1]);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/qxh.h"
 #include "cache/content.h"
 
 static char dir[] = "/tmp/spfs-test-content-XXXXXX";
@@ -61,7 +62,8 @@ static void test_put_read_exact(void **state)
 	assert_int_equal(st.st_mode & 0777, 0600);
 
 	fill(in, N, 1);
-	assert_int_equal(content_put(c, "ITEM", "\"c:{X},1\"", 0, in, N), 0);
+	assert_int_equal(content_put(c, "ITEM", "\"c:{X},1\"", 0, in, N, NULL),
+			 0);
 	assert_int_equal(
 	    content_read(c, "ITEM", "\"c:{X},1\"", 0, 0, out, N, &len), 0);
 	assert_int_equal(len, N);
@@ -88,14 +90,16 @@ static void test_put_read_exact(void **state)
 	    -ENOENT);
 
 	/* Replacing a chunk keeps the accounting right. */
-	assert_int_equal(content_put(c, "ITEM", "\"c:{X},1\"", 0, in, 100), 0);
+	assert_int_equal(
+	    content_put(c, "ITEM", "\"c:{X},1\"", 0, in, 100, NULL), 0);
 	struct content_stats s;
 	content_get_stats(c, &s);
 	assert_int_equal(s.bytes, 100);
 	assert_int_equal(s.chunks, 1);
 
 	/* Dropping old versions keeps the current one. */
-	assert_int_equal(content_put(c, "ITEM", "\"c:{X},2\"", 0, in, 50), 0);
+	assert_int_equal(content_put(c, "ITEM", "\"c:{X},2\"", 0, in, 50, NULL),
+			 0);
 	assert_int_equal(content_drop_item(c, "ITEM", "\"c:{X},2\""), 0);
 	assert_int_equal(
 	    content_read(c, "ITEM", "\"c:{X},1\"", 0, 0, out, N, &len),
@@ -133,8 +137,8 @@ static void test_lru_eviction_spares_pinned(void **state)
 	for (unsigned i = 0; i < 12; i++) {
 		snprintf(item, sizeof(item), "I%u", i);
 		fill(buf, sizeof(buf), i);
-		assert_int_equal(content_put(c, item, "v", 0, buf, sizeof(buf)),
-				 0);
+		assert_int_equal(
+		    content_put(c, item, "v", 0, buf, sizeof(buf), NULL), 0);
 	}
 	/* I0 is open, I1 was just read: both must survive. */
 	content_pin(c, "I0");
@@ -163,7 +167,86 @@ static void test_lru_eviction_spares_pinned(void **state)
 	    content_read(c, "I11", "v", 0, 0, out, sizeof(out), &len), 0);
 	/* Under the cap: nothing to do. */
 	assert_int_equal(content_evict(c), 0);
+	/* Pinned chunks alone over the cap: the cap wins, oldest first. */
+	for (unsigned i = 0; i < 12; i++) {
+		fill(buf, sizeof(buf), i);
+		assert_int_equal(
+		    content_put(c, "I0", "v", i, buf, sizeof(buf), NULL), 0);
+	}
+	assert_true(content_evict(c) > 0);
+	content_get_stats(c, &s);
+	assert_true(s.bytes <= 8 * 4096);
+	assert_int_equal(
+	    content_read(c, "I0", "v", 0, 0, out, sizeof(out), &len), -ENOENT);
+	assert_int_equal(
+	    content_read(c, "I0", "v", 11, 0, out, sizeof(out), &len), 0);
+	fill(buf, sizeof(buf), 11);
+	assert_memory_equal(buf, out, sizeof(out));
 	content_unpin(c, "I0");
+	content_close(c);
+}
+
+/* Folds, file rows and version drops: what the reader verifies with. */
+static void test_folds_and_file_rows(void **state)
+{
+	unsigned char data[3000], fold[CONTENT_FOLD_LEN];
+	int err;
+
+	(void)state;
+	unlink(path);
+	struct content *c = content_open(path, 1u << 20, &err);
+	assert_non_null(c);
+	fill(data, sizeof(data), 9);
+	/* Three chunks of 1000 bytes, stored out of order with their folds. */
+	for (int k = 2; k >= 0; k--) {
+		struct qxh h;
+		qxh_init_at(&h, (uint64_t)k * 1000);
+		qxh_update(&h, data + k * 1000, 1000);
+		if (k == 1)
+			assert_int_equal(content_fold(c, "F", "v1", 3, fold),
+					 -ENOENT); /* chunk 0 missing */
+		assert_int_equal(content_put(c, "F", "v1", (uint64_t)k,
+					     data + k * 1000, 1000, h.fold),
+				 0);
+	}
+	assert_int_equal(content_has(c, "F", "v1", 2), 1);
+	assert_int_equal(content_has(c, "F", "v1", 3), 0);
+	assert_int_equal(content_fold(c, "F", "v1", 3, fold), 0);
+	struct qxh merged, whole;
+	qxh_init(&merged);
+	qxh_merge(&merged, fold);
+	merged.length = sizeof(data);
+	qxh_init(&whole);
+	qxh_update(&whole, data, sizeof(data));
+	char a[QXH_B64_LEN + 1], b[QXH_B64_LEN + 1];
+	qxh_final_b64(&merged, a);
+	qxh_final_b64(&whole, b);
+	assert_string_equal(a, b);
+
+	/* A chunk stored without its fold cannot complete a verification. */
+	assert_int_equal(content_put(c, "G", "v1", 0, data, 10, NULL), 0);
+	assert_int_equal(content_fold(c, "G", "v1", 1, fold), -ENOENT);
+
+	struct content_file row = {
+	    .size = 3000, .verified = 1, .mismatches = 1};
+	struct content_file got;
+	assert_int_equal(content_file_get(c, "F", "v1", &got), -ENOENT);
+	assert_int_equal(content_file_set(c, "F", "v1", &row), 0);
+	assert_int_equal(content_file_get(c, "F", "v1", &got), 0);
+	assert_int_equal(got.size, 3000);
+	assert_int_equal(got.verified, 1);
+	assert_int_equal(got.mismatches, 1);
+
+	/* Dropping the version drops its chunks, keeps its row. */
+	assert_int_equal(content_drop_version(c, "F", "v1"), 0);
+	assert_int_equal(content_has(c, "F", "v1", 0), 0);
+	assert_int_equal(content_file_get(c, "F", "v1", &got), 0);
+	struct content_stats st;
+	content_get_stats(c, &st);
+	assert_int_equal(st.chunks, 1); /* G's */
+	/* A newer version makes the old rows go. */
+	assert_int_equal(content_drop_item(c, "F", "v2"), 0);
+	assert_int_equal(content_file_get(c, "F", "v1", &got), -ENOENT);
 	content_close(c);
 }
 
@@ -172,6 +255,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_put_read_exact),
 	    cmocka_unit_test(test_lru_eviction_spares_pinned),
+	    cmocka_unit_test(test_folds_and_file_rows),
 	};
 	log_set_level(LOG_ERROR);
 	return cmocka_run_group_tests(tests, setup, teardown);
