@@ -29,7 +29,6 @@ struct adapter {
 	struct fs *fs;
 	struct fuse_session *se;
 	double entry_timeout, attr_timeout;
-	atomic_int read_warned;
 };
 
 static struct adapter *adapter_of(fuse_req_t req)
@@ -267,47 +266,62 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct adapter *a = adapter_of(req);
-	struct fs_attr attr;
+	struct fs_file *f = NULL;
+	int keep_cache = 0, size_changed = 0;
 	int err;
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	err = fs_getattr(a->fs, ino, &attr);
+	err = fs_open(a->fs, ino, &f, &keep_cache, &size_changed);
 	if (err) {
 		reply_err(req, "open", err);
 		return;
 	}
-	if (S_ISDIR(attr.mode)) {
-		fuse_reply_err(req, EISDIR);
-		return;
+	if (size_changed) {
+		/* Attributes only (offset -1): the kernel asks getattr again
+		 * before reading past the size it knew. No page locks are
+		 * involved, so this is safe inside open. */
+		int rc = fuse_lowlevel_notify_inval_inode(a->se, ino, -1, 0);
+		if (rc && rc != -ENOENT)
+			log_debug("invalidate attributes: %s", strerror(-rc));
 	}
-	fuse_reply_open(req, fi);
+	fi->fh = (uint64_t)(uintptr_t)f;
+	fi->keep_cache = keep_cache;
+	if (fuse_reply_open(req, fi) != 0)
+		fs_release(f); /* the open was interrupted */
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	struct adapter *a = adapter_of(req);
+	struct fs_file *f = (struct fs_file *)(uintptr_t)fi->fh;
+	char *buf;
 
 	(void)ino;
-	(void)size;
-	(void)off;
-	(void)fi;
-	/* The read path (content cache) is the next piece of work. Say so,
-	 * once, rather than hand out anything that is not the file. */
-	if (!atomic_exchange(&a->read_warned, 1))
-		log_warn("read: file contents are not served by this version "
-			 "of spfs yet (EIO)");
-	fuse_reply_err(req, EIO);
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ssize_t n = fs_read(f, buf, size, (uint64_t)off);
+	if (n < 0)
+		reply_err(req, "read", (int)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	(void)ino;
-	(void)fi;
+	fs_release((struct fs_file *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 

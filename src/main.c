@@ -12,12 +12,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "auth/auth.h"
 #include "base/buf.h"
 #include "base/log.h"
+#include "cache/content.h"
 #include "cache/meta.h"
 #include "check.h"
 #include "fs/fs.h"
@@ -121,6 +124,7 @@ static int run_mount(struct options *o)
 	struct auth *auth = NULL;
 	struct graph *g = NULL;
 	struct meta *m = NULL;
+	struct content *store = NULL;
 	struct fs *fs = NULL;
 	struct source src;
 	struct source_resolved res;
@@ -175,13 +179,38 @@ static int run_mount(struct options *o)
 	m = meta_open(path, drive_id, &err);
 	if (!m)
 		goto out;
+	if (!o->cache_off) {
+		uint64_t cap = o->cache_size;
+		struct statvfs sv;
+		if (!cap) {
+			/* 10% of the cache's filesystem, at least 1 GiB. */
+			cap = 1ull << 30;
+			if (statvfs(dir, &sv) == 0 &&
+			    (uint64_t)sv.f_blocks * sv.f_frsize / 10 > cap)
+				cap = (uint64_t)sv.f_blocks * sv.f_frsize / 10;
+		}
+		snprintf(path, sizeof(path), "%s/library-%s.content.db", dir,
+			 name);
+		store = content_open(path, cap, &err);
+		if (!store) {
+			log_error("content cache %s: %s (-o cache=off reads "
+				  "without it)",
+				  path, strerror(-err));
+			goto out;
+		}
+		o->cache_size = cap;
+	}
 	struct fs_config fc = {
 	    .uid = o->uid >= 0 ? (uid_t)o->uid : getuid(),
 	    .gid = o->gid >= 0 ? (gid_t)o->gid : getgid(),
 	    .umask = o->umask >= 0 ? (mode_t)o->umask : 022,
 	    .poll_interval = o->poll_interval,
+	    .chunk_size = o->chunk_size,
+	    .readahead = o->readahead,
+	    .small_file = o->small_file,
+	    .cache_size = o->cache_size,
 	};
-	fs = fs_new(g, m, drive_id, root_id, &fc, &err);
+	fs = fs_new(g, m, store, drive_id, root_id, &fc, &err);
 	if (!fs) {
 		log_error("the mounted folder could not be read: %s",
 			  strerror(-err));
@@ -201,6 +230,7 @@ static int run_mount(struct options *o)
 	err = fuse_adapter_run(fs, &ac);
 out:
 	fs_free(fs);
+	content_close(store);
 	meta_close(m);
 	graph_free(g);
 	auth_free(auth);
@@ -221,6 +251,10 @@ int main(int argc, char **argv)
 	struct buf msg;
 	int status = 2;
 
+	/* Chunk buffers are MiB-sized and short-lived: a fixed mmap threshold
+	 * hands them back to the kernel when freed, so RSS follows what is in
+	 * use (glibc would otherwise raise the threshold and keep them). */
+	mallopt(M_MMAP_THRESHOLD, 512 * 1024);
 	options_init(&o);
 	buf_init(&msg, 4096);
 	if (options_parse(&o, argc, argv, &msg) != 0) {

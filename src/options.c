@@ -17,6 +17,9 @@ void options_init(struct options *o)
 	o->log_level = LOG_INFO;
 	o->log_format = LOG_FORMAT_TEXT;
 	o->poll_interval = 30;
+	o->chunk_size = 4ull << 20;
+	o->readahead = 16ull << 20;
+	o->small_file = 4ull << 20;
 	o->attr_timeout = -1;
 	o->entry_timeout = -1;
 	o->uid = o->gid = o->umask = -1;
@@ -45,10 +48,8 @@ void options_usage(FILE *out)
 	    "filesystem through Microsoft Graph, authenticating with Azure\n"
 	    "Workload Identity (no client secret).\n"
 	    "\n"
-	    "This build mounts a library read-only and shows its tree (ls, "
-	    "find,\n"
-	    "stat, getfattr); reading file contents is not implemented yet "
-	    "(EIO).\n"
+	    "Files read with ranged downloads through a local sqlite cache;\n"
+	    "writes fail with EROFS.\n"
 	    "\n"
 	    "SOURCE, as copied from the browser:\n"
 	    "  https://HOST/sites/SITE                     the site's default "
@@ -76,9 +77,24 @@ void options_usage(FILE *out)
 	    "  -V, --version      the version\n"
 	    "\n"
 	    "Mount options:\n"
-	    "  cache_dir=DIR      metadata cache (default /var/cache/spfs as "
-	    "root,\n"
-	    "                     $XDG_CACHE_HOME/spfs otherwise)\n"
+	    "  cache_dir=DIR      metadata and content cache (default\n"
+	    "                     /var/cache/spfs as root, "
+	    "$XDG_CACHE_HOME/spfs\n"
+	    "                     otherwise)\n"
+	    "  cache=on|off       keep file content in the cache (default on;"
+	    " off\n"
+	    "                     streams without storing: one-shot jobs)\n"
+	    "  cache_size=SIZE    content cache cap, e.g. 2G (default 10%% of "
+	    "the\n"
+	    "                     cache's filesystem, at least 1G)\n"
+	    "  chunk_size=SIZE    bytes per ranged download (default 4M; 64K "
+	    "to 64M)\n"
+	    "  readahead=SIZE     read-ahead window for sequential reads "
+	    "(default 16M;\n"
+	    "                     0 = off)\n"
+	    "  small_file=SIZE    files up to this are fetched whole, in one "
+	    "request\n"
+	    "                     (default 4M, at most chunk_size)\n"
 	    "  poll_interval=S    seconds between change polls (default 30; 0 "
 	    "= off)\n"
 	    "  attr_timeout=S, entry_timeout=S  kernel caching (default: "
@@ -129,6 +145,50 @@ void options_usage(FILE *out)
 	    "\n"
 	    "Report bugs at <%s>.\n",
 	    PACKAGE_BUGREPORT);
+}
+
+int options_parse_size(const char *s, unsigned long long *out)
+{
+	char *end = NULL;
+	unsigned long long v;
+
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	unsigned shift = 0;
+	switch (*end) {
+	case '\0':
+		break;
+	case 'k':
+	case 'K':
+		shift = 10;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		break;
+	case 't':
+	case 'T':
+		shift = 40;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*end && end[1] &&
+	    !((end[1] == 'i' || end[1] == 'B') &&
+	      (!end[2] || (end[1] == 'i' && end[2] == 'B' && !end[3]))))
+		return -EINVAL;
+	if (shift && v > (~0ull >> shift))
+		return -EINVAL;
+	*out = v << shift;
+	return 0;
 }
 
 static int set_str(char **field, const char *value)
@@ -201,6 +261,45 @@ static int apply_option(struct options *o, const char *key, const char *value,
 	for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
 		if (strcmp(key, ignored[i]) == 0 && !value)
 			return 0;
+	if (strcmp(key, "cache") == 0) {
+		if (value &&
+		    (strcmp(value, "on") == 0 || strcmp(value, "off") == 0)) {
+			o->cache_off = strcmp(value, "off") == 0;
+			return 0;
+		}
+		buf_appendf(msg, "-o cache=%s: expected on or off",
+			    value ? value : "");
+		return -EINVAL;
+	}
+	static const struct {
+		const char *name;
+		size_t offset;
+		unsigned long long min, max;
+	} sizes[] = {
+	    {"cache_size", offsetof(struct options, cache_size), 1ull << 20,
+	     ~0ull},
+	    {"chunk_size", offsetof(struct options, chunk_size), 64ull << 10,
+	     64ull << 20},
+	    {"readahead", offsetof(struct options, readahead), 0, 1ull << 30},
+	    {"small_file", offsetof(struct options, small_file), 0,
+	     64ull << 20},
+	};
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		unsigned long long v;
+		if (strcmp(key, sizes[i].name) != 0)
+			continue;
+		if (options_parse_size(value, &v) != 0 || v < sizes[i].min ||
+		    v > sizes[i].max) {
+			buf_appendf(msg,
+				    "-o %s=%s: expected a size such as 512K, "
+				    "4M or 2G (%llu to %llu bytes)",
+				    key, value ? value : "", sizes[i].min,
+				    sizes[i].max);
+			return -EINVAL;
+		}
+		*(unsigned long long *)((char *)o + sizes[i].offset) = v;
+		return 0;
+	}
 	for (size_t i = 0; i < sizeof(seconds) / sizeof(seconds[0]); i++) {
 		if (strcmp(key, seconds[i].name) != 0)
 			continue;

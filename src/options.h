@@ -22,12 +22,18 @@ struct options {
 	bool check;
 	bool foreground;
 	bool debug;
-	char *source;	      /* owned */
-	char *mountpoint;     /* owned */
-	char *cafile;	      /* owned; -o cafile= */
-	char *cache_dir;      /* owned; NULL = the default */
-	double poll_interval; /* seconds, default 30 */
-	double attr_timeout;  /* kernel caching, default = poll_interval */
+	char *source;		       /* owned */
+	char *mountpoint;	       /* owned */
+	char *cafile;		       /* owned; -o cafile= */
+	char *cache_dir;	       /* owned; NULL = the default */
+	double poll_interval;	       /* seconds, default 30 */
+	bool cache_off;		       /* -o cache=off: stream, store nothing */
+	unsigned long long cache_size; /* bytes; 0 = 10% of the disk, >= 1 GiB
+					*/
+	unsigned long long chunk_size; /* bytes, default 4 MiB */
+	unsigned long long readahead;  /* bytes, default 16 MiB */
+	unsigned long long small_file; /* bytes, default 4 MiB */
+	double attr_timeout; /* kernel caching, default = poll_interval */
 	double entry_timeout;
 	bool allow_other;
 	bool default_permissions;
@@ -37,6 +43,9 @@ struct options {
 	enum log_format log_format;
 	struct auth_config auth; /* auth.* strings owned */
 };
+
+/* "64K", "4M", "1G", "123": bytes. 0 or -EINVAL. */
+int options_parse_size(const char *s, unsigned long long *out);
 
 void options_init(struct options *o);
 void options_release(struct options *o);

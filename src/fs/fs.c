@@ -27,13 +27,26 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "base/buf.h"
 #include "base/log.h"
+#include "cache/content.h"
 #include "cache/meta.h"
+#include "fs/reader.h"
+#include "graph/graph.h"
 #include "graph/item.h"
+
+struct open_ino {
+	uint64_t ino; /* the kernel's */
+	unsigned count;
+	uint64_t size;	    /* of the version opened last */
+	bool pending_inval; /* a change arrived while open */
+};
 
 struct fs {
 	struct graph *g;
 	struct meta *m;
+	struct content *store; /* NULL: cache=off */
+	struct reader *reader;
 	char *drive_id;
 	char *root_id;
 	uint64_t root_ino; /* the store's inode of the mounted folder */
@@ -47,6 +60,12 @@ struct fs {
 	bool stop;
 	atomic_bool delta_healthy; /* last delta round succeeded */
 	atomic_int offline_warned;
+	/* Files open through the kernel: their attributes keep the opened
+	 * version's size, and page invalidations wait until they close, so a
+	 * reader never sees another version's length or pages. */
+	pthread_mutex_t open_lock;
+	struct open_ino *open;
+	size_t nopen, capopen;
 	/* statfs: quota cached for a minute */
 	pthread_mutex_t quota_lock;
 	time_t quota_at;
@@ -69,7 +88,15 @@ static uint64_t to_kernel(const struct fs *fs, uint64_t ino)
 	return ino == FS_ROOT_INO ? fs->root_ino : ino;
 }
 
-static void attr_from(const struct fs *fs, const struct meta_item *it,
+static struct open_ino *open_find_locked(struct fs *fs, uint64_t ino)
+{
+	for (size_t i = 0; i < fs->nopen; i++)
+		if (fs->open[i].ino == ino)
+			return &fs->open[i];
+	return NULL;
+}
+
+static void attr_from(struct fs *fs, const struct meta_item *it,
 		      struct fs_attr *a)
 {
 	memset(a, 0, sizeof(*a));
@@ -82,6 +109,13 @@ static void attr_from(const struct fs *fs, const struct meta_item *it,
 	a->nlink = it->is_dir ? 2 : 1;
 	a->uid = fs->cfg.uid;
 	a->gid = fs->cfg.gid;
+	if (!it->is_dir) {
+		pthread_mutex_lock(&fs->open_lock);
+		struct open_ino *o = open_find_locked(fs, a->ino);
+		if (o && o->count)
+			a->size = o->size;
+		pthread_mutex_unlock(&fs->open_lock);
+	}
 }
 
 static int meta_from_graph(const struct graph_item *gi, uint64_t parent_ino,
@@ -103,6 +137,15 @@ static int meta_from_graph(const struct graph_item *gi, uint64_t parent_ino,
 	return 0;
 }
 
+/* The key of a file's content: cTag changes exactly when the bytes do;
+ * without one (delta omits it), the eTag, which changes at least then. */
+static const char *content_version(const struct meta_item *it)
+{
+	if (it->ctag && *it->ctag)
+		return it->ctag;
+	return it->etag && *it->etag ? it->etag : NULL;
+}
+
 /* Items spfs does not show: OneNote packages, malware-flagged files. */
 static bool hidden(const struct graph_item *gi)
 {
@@ -115,8 +158,9 @@ static bool hidden(const struct graph_item *gi)
 	return false;
 }
 
-struct fs *fs_new(struct graph *g, struct meta *m, const char *drive_id,
-		  const char *root_id, const struct fs_config *cfg, int *err)
+struct fs *fs_new(struct graph *g, struct meta *m, struct content *store,
+		  const char *drive_id, const char *root_id,
+		  const struct fs_config *cfg, int *err)
 {
 	struct fs *fs = calloc(1, sizeof(*fs));
 
@@ -130,6 +174,7 @@ struct fs *fs_new(struct graph *g, struct meta *m, const char *drive_id,
 	}
 	fs->g = g;
 	fs->m = m;
+	fs->store = store;
 	fs->cfg = *cfg;
 	if (fs->cfg.list_ttl <= 0)
 		fs->cfg.list_ttl = 300;
@@ -137,6 +182,15 @@ struct fs *fs_new(struct graph *g, struct meta *m, const char *drive_id,
 	pthread_mutex_init(&fs->sync_lock, NULL);
 	pthread_cond_init(&fs->sync_cond, NULL);
 	pthread_mutex_init(&fs->quota_lock, NULL);
+	pthread_mutex_init(&fs->open_lock, NULL);
+	struct reader_config rc = {.chunk_size = cfg->chunk_size,
+				   .readahead = cfg->readahead,
+				   .small_file = cfg->small_file};
+	fs->reader = reader_new(g, store, drive_id, &rc, err);
+	if (!fs->reader) {
+		fs_free(fs);
+		return NULL;
+	}
 
 	/* The mounted folder must be in the store; fetch it unless cached
 	 * (a mount whose Graph is down still works from an existing cache). */
@@ -164,10 +218,13 @@ void fs_free(struct fs *fs)
 	if (!fs)
 		return;
 	fs_stop_sync(fs);
+	reader_free(fs->reader);
 	pthread_mutex_destroy(&fs->list_lock);
 	pthread_mutex_destroy(&fs->sync_lock);
 	pthread_cond_destroy(&fs->sync_cond);
 	pthread_mutex_destroy(&fs->quota_lock);
+	pthread_mutex_destroy(&fs->open_lock);
+	free(fs->open);
 	free(fs->drive_id);
 	free(fs->root_id);
 	free(fs);
@@ -254,6 +311,9 @@ static int store_listing(struct meta *m, void *ctx)
 		uint64_t ino;
 		meta_from_graph(&s->l->items[i], s->folder, &mi);
 		err = meta_upsert(m, &mi, &ino);
+		if (!err && !s->l->items[i].is_folder)
+			reader_note_url(s->fs->reader, s->l->items[i].id,
+					s->l->items[i].download_url);
 		for (size_t k = 0; !err && k < s->nstale; k++)
 			if (s->stale[k] == ino)
 				s->stale[k] = 0;
@@ -385,11 +445,21 @@ static const char *xattr_value(const struct meta_item *it, size_t i)
 	return v[i];
 }
 
+#define STATS_XATTR "user.spfs.stats"
+
 int fs_getxattr(struct fs *fs, uint64_t ino, const char *name, char *buf,
 		size_t size)
 {
 	struct meta_item it;
-	int err = meta_get(fs->m, to_store(fs, ino), &it);
+	int err;
+
+	if (ino == FS_ROOT_INO && strcmp(name, STATS_XATTR) == 0) {
+		/* Counters move between the size query and the read: leave
+		 * room. */
+		int n = fs_stats_json(fs, buf, size);
+		return size == 0 && n >= 0 ? n + 512 : n;
+	}
+	err = meta_get(fs->m, to_store(fs, ino), &it);
 
 	if (err)
 		return err;
@@ -431,6 +501,12 @@ int fs_listxattr(struct fs *fs, uint64_t ino, char *buf, size_t size)
 		total += n;
 	}
 	meta_item_release(&it);
+	if (ino == FS_ROOT_INO) {
+		size_t n = sizeof(STATS_XATTR);
+		if (size && total + n <= size)
+			memcpy(buf + total, STATS_XATTR, n);
+		total += n;
+	}
 	if (size && total > size)
 		return -ERANGE;
 	return (int)total;
@@ -464,6 +540,230 @@ int fs_statfs(struct fs *fs, struct statvfs *out)
 	out->f_bavail = out->f_bfree;
 	out->f_flag = ST_RDONLY | ST_NOSUID;
 	return 0;
+}
+
+/* ---- file content ----------------------------------------------------- */
+
+struct fs_file {
+	struct fs *fs;
+	struct reader_handle *h;
+	uint64_t ino; /* the kernel's */
+};
+
+static int open_note(struct fs *fs, uint64_t ino, uint64_t size)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&fs->open_lock);
+	struct open_ino *o = open_find_locked(fs, ino);
+	if (!o) {
+		if (fs->nopen == fs->capopen) {
+			size_t cap = fs->capopen ? fs->capopen * 2 : 16;
+			struct open_ino *p =
+			    realloc(fs->open, cap * sizeof(*p));
+			if (!p) {
+				err = -ENOMEM;
+				goto out;
+			}
+			fs->open = p;
+			fs->capopen = cap;
+		}
+		o = &fs->open[fs->nopen++];
+		memset(o, 0, sizeof(*o));
+		o->ino = ino;
+	}
+	o->count++;
+	o->size = size;
+out:
+	pthread_mutex_unlock(&fs->open_lock);
+	return err;
+}
+
+static void open_forget(struct fs *fs, uint64_t ino)
+{
+	pthread_mutex_lock(&fs->open_lock);
+	struct open_ino *o = open_find_locked(fs, ino);
+	if (o && o->count)
+		o->count--;
+	if (o && !o->count && !o->pending_inval)
+		*o = fs->open[--fs->nopen];
+	pthread_mutex_unlock(&fs->open_lock);
+}
+
+/* Invalidations that waited for files to close (delta thread). */
+static void flush_deferred_inval(struct fs *fs)
+{
+	for (;;) {
+		uint64_t ino = 0;
+		pthread_mutex_lock(&fs->open_lock);
+		for (size_t i = 0; i < fs->nopen; i++) {
+			if (!fs->open[i].count && fs->open[i].pending_inval) {
+				ino = fs->open[i].ino;
+				fs->open[i] = fs->open[--fs->nopen];
+				break;
+			}
+		}
+		pthread_mutex_unlock(&fs->open_lock);
+		if (!ino)
+			return;
+		if (fs->notify.inval_inode)
+			fs->notify.inval_inode(fs->notify.ctx, ino);
+	}
+}
+
+/* True (and remembered) when ino is open: its invalidation must wait. */
+static bool defer_inval(struct fs *fs, uint64_t ino)
+{
+	bool open = false;
+
+	pthread_mutex_lock(&fs->open_lock);
+	struct open_ino *o = open_find_locked(fs, ino);
+	if (o && o->count) {
+		o->pending_inval = true;
+		open = true;
+	}
+	pthread_mutex_unlock(&fs->open_lock);
+	return open;
+}
+
+int fs_open(struct fs *fs, uint64_t ino, struct fs_file **out, int *keep_cache,
+	    int *size_changed)
+{
+	struct meta_item it;
+	uint64_t store_ino = to_store(fs, ino);
+	int err = meta_get(fs->m, store_ino, &it);
+
+	*out = NULL;
+	*keep_cache = 0;
+	*size_changed = 0;
+	if (err)
+		return err;
+	const char *version = content_version(&it);
+	if (it.is_dir) {
+		err = -EISDIR;
+		goto out;
+	}
+	if (!version) {
+		log_warn("'%s': no eTag or cTag to tell versions apart; "
+			 "refusing to read it",
+			 it.name);
+		err = -EIO;
+		goto out;
+	}
+	struct fs_file *f = calloc(1, sizeof(*f));
+	if (!f) {
+		err = -ENOMEM;
+		goto out;
+	}
+	struct reader_file rf = {.item_id = it.item_id,
+				 .version = version,
+				 .quickxorhash = it.quickxorhash,
+				 .size = it.size < 0 ? 0 : (uint64_t)it.size};
+	struct reader_open_result res;
+	err = reader_open(fs->reader, &rf, &f->h, &res);
+	if (err) {
+		free(f);
+		goto out;
+	}
+	if (res.size != (uint64_t)it.size) {
+		/* The served size wins: getattr says it from now on. */
+		uint64_t same;
+		it.size = (int64_t)res.size;
+		meta_upsert(fs->m, &it, &same);
+	}
+	/* The first open of a version in this mount: the kernel may hold
+	 * another version's size; have it ask again. */
+	*size_changed = !res.keep_cache || res.size_changed;
+	*keep_cache = res.keep_cache && !res.size_changed;
+	f->fs = fs;
+	f->ino = ino;
+	err = open_note(fs, ino, res.size);
+	if (err) {
+		reader_release(f->h);
+		free(f);
+		goto out;
+	}
+	*out = f;
+out:
+	meta_item_release(&it);
+	return err;
+}
+
+ssize_t fs_read(struct fs_file *f, char *buf, size_t size, uint64_t off)
+{
+	return reader_read(f->h, buf, size, off);
+}
+
+void fs_release(struct fs_file *f)
+{
+	if (!f)
+		return;
+	reader_release(f->h);
+	open_forget(f->fs, f->ino);
+	free(f);
+}
+
+int fs_stats_json(struct fs *fs, char *out, size_t size)
+{
+	struct reader_stats rs;
+	struct graph_stats gs;
+	struct content_stats cs = {0};
+	struct buf b;
+	int n;
+
+	reader_get_stats(fs->reader, &rs);
+	graph_get_stats(fs->g, &gs);
+	if (fs->store)
+		content_get_stats(fs->store, &cs);
+	buf_init(&b, 8192);
+	int err = buf_appendf(
+	    &b,
+	    "{\"graph_requests\":%lu,\"graph_throttles\":%lu,"
+	    "\"graph_retries\":%lu,\"graph_auth_retries\":%lu,"
+	    "\"graph_throttled_seconds\":%.1f,"
+	    "\"token_requests\":%lu,\"token_failures\":%lu,"
+	    "\"token_expires_at\":%lld,"
+	    "\"downloads\":%llu,\"download_bytes\":%llu,"
+	    "\"download_retries\":%llu,\"url_refreshes\":%llu,"
+	    "\"cache_hits\":%llu,\"cache_misses\":%llu,"
+	    "\"chunks_stored\":%llu,\"readahead_chunks\":%llu,"
+	    "\"hash_verified\":%llu,\"hash_mismatches\":%llu,"
+	    "\"size_corrections\":%llu,\"store_errors\":%llu,"
+	    "\"open_files\":%llu,\"memory_bytes\":%llu,"
+	    "\"cache_enabled\":%s,\"cache_bytes\":%llu,"
+	    "\"cache_chunks\":%llu,\"cache_cap\":%llu,"
+	    "\"evicted_chunks\":%llu,\"delta_healthy\":%s}\n",
+	    gs.requests, gs.throttles, gs.retries, gs.auth_retries,
+	    gs.throttled_seconds, gs.token_requests, gs.token_failures,
+	    gs.token_expires_at, (unsigned long long)rs.downloads,
+	    (unsigned long long)rs.download_bytes,
+	    (unsigned long long)rs.download_retries,
+	    (unsigned long long)rs.url_refreshes,
+	    (unsigned long long)rs.cache_hits,
+	    (unsigned long long)rs.cache_misses,
+	    (unsigned long long)rs.chunks_stored,
+	    (unsigned long long)rs.readahead_chunks,
+	    (unsigned long long)rs.hash_verified,
+	    (unsigned long long)rs.hash_mismatches,
+	    (unsigned long long)rs.size_corrections,
+	    (unsigned long long)rs.store_errors,
+	    (unsigned long long)rs.open_files,
+	    (unsigned long long)rs.memory_bytes, fs->store ? "true" : "false",
+	    (unsigned long long)cs.bytes, (unsigned long long)cs.chunks,
+	    (unsigned long long)fs->cfg.cache_size,
+	    (unsigned long long)cs.evicted,
+	    atomic_load(&fs->delta_healthy) ? "true" : "false");
+	if (err) {
+		buf_release(&b);
+		return err;
+	}
+	n = (int)b.len;
+	if (size && (size_t)n > size)
+		n = -ERANGE;
+	else if (size)
+		memcpy(out, b.data, (size_t)n);
+	buf_release(&b);
+	return n;
 }
 
 /* ---- delta
@@ -532,6 +832,8 @@ static int apply_one(struct delta_round *d, const struct graph_item *gi)
 		if (have && ino != fs->root_ino) {
 			err = add_inval(d, old.parent_ino, old.name, ino);
 			err = err ? err : meta_delete_subtree(m, ino);
+			if (!old.is_dir)
+				reader_forget(fs->reader, gi->id, NULL);
 		}
 		goto out;
 	}
@@ -565,7 +867,20 @@ static int apply_one(struct delta_round *d, const struct graph_item *gi)
 		goto out;
 	struct meta_item mi;
 	meta_from_graph(gi, parent, &mi);
+	/* Delta leaves out cTag; the same hash and size is the same content
+	 * version, so the cached bytes stay valid. */
+	if (have && !gi->is_folder && !gi->ctag && old.ctag &&
+	    gi->quickxorhash && old.quickxorhash &&
+	    strcmp(gi->quickxorhash, old.quickxorhash) == 0 &&
+	    gi->size == old.size)
+		mi.ctag = old.ctag;
 	err = meta_upsert(m, &mi, &ino);
+	if (!err && !gi->is_folder) {
+		const char *now = content_version(&mi);
+		if (have && now && strcmp(content_version(&old), now) != 0)
+			reader_forget(fs->reader, gi->id, now);
+		reader_note_url(fs->reader, gi->id, gi->download_url);
+	}
 	if (!err && have &&
 	    (old.parent_ino != parent || strcmp(old.name, gi->name) != 0))
 		err = add_inval(d, old.parent_ino, old.name, 0);
@@ -596,7 +911,8 @@ static void notify_all(struct fs *fs, struct delta_round *d)
 		if (v->name && fs->notify.inval_entry)
 			fs->notify.inval_entry(
 			    fs->notify.ctx, to_kernel(fs, v->parent), v->name);
-		if (v->ino && fs->notify.inval_inode)
+		if (v->ino && fs->notify.inval_inode &&
+		    !defer_inval(fs, to_kernel(fs, v->ino)))
 			fs->notify.inval_inode(fs->notify.ctx,
 					       to_kernel(fs, v->ino));
 		free(v->name);
@@ -619,6 +935,7 @@ static int delta_once(struct fs *fs)
 	struct delta_round d = {.fs = fs};
 	int err;
 
+	flush_deferred_inval(fs);
 	if (meta_kv_get(fs->m, "delta_link", &link) == -ENOENT)
 		link = NULL;
 	err = graph_delta(fs->g, fs->drive_id, link, delta_collect, &d, &next,
@@ -697,6 +1014,10 @@ static void *sync_main(void *arg)
 
 int fs_start_sync(struct fs *fs)
 {
+	int err = reader_start(fs->reader);
+
+	if (err)
+		return err;
 	if (fs->cfg.poll_interval <= 0 || fs->sync_running)
 		return 0;
 	fs->stop = false;

@@ -22,7 +22,9 @@
 
 struct graph;
 struct meta;
+struct content;
 struct fs;
+struct fs_file;
 
 struct fs_config {
 	uid_t uid;
@@ -30,6 +32,10 @@ struct fs_config {
 	mode_t umask;	      /* applied to 0444 files and 0555 folders */
 	double poll_interval; /* seconds between delta polls */
 	double list_ttl;      /* seconds a listing is trusted without delta */
+	uint64_t chunk_size;  /* content: bytes per ranged download */
+	uint64_t readahead;   /* bytes of read-ahead for sequential readers */
+	uint64_t small_file;  /* files up to this are fetched whole */
+	uint64_t cache_size;  /* the store's cap (for the stats) */
 };
 
 struct fs_attr {
@@ -42,9 +48,11 @@ struct fs_attr {
 	gid_t gid;
 };
 
-/* Borrows g and m. drive_id/root_id name the mounted folder. */
-struct fs *fs_new(struct graph *g, struct meta *m, const char *drive_id,
-		  const char *root_id, const struct fs_config *cfg, int *err);
+/* Borrows g, m and store (NULL: cache=off). drive_id/root_id name the
+ * mounted folder. */
+struct fs *fs_new(struct graph *g, struct meta *m, struct content *store,
+		  const char *drive_id, const char *root_id,
+		  const struct fs_config *cfg, int *err);
 void fs_free(struct fs *fs);
 
 /* Kernel invalidation, called from the delta thread only, never with a lock
@@ -56,7 +64,8 @@ struct fs_notify {
 };
 void fs_set_notify(struct fs *fs, const struct fs_notify *n);
 
-/* Starts / stops the delta thread (poll_interval > 0). */
+/* Starts the background threads (delta when poll_interval > 0, content
+ * read-ahead and eviction) / stops the delta thread. */
 int fs_start_sync(struct fs *fs);
 void fs_stop_sync(struct fs *fs);
 
@@ -82,5 +91,19 @@ int fs_getxattr(struct fs *fs, uint64_t ino, const char *name, char *buf,
 int fs_listxattr(struct fs *fs, uint64_t ino, char *buf, size_t size);
 
 int fs_statfs(struct fs *fs, struct statvfs *out);
+
+/* Opens a file for reading the version the store knows now. *keep_cache:
+ * the kernel's cached pages are still right. *size_changed: the server's
+ * size differs from what getattr said (the caller tells the kernel).
+ * 0, -EISDIR, -EIO, -EACCES, ... */
+int fs_open(struct fs *fs, uint64_t ino, struct fs_file **out, int *keep_cache,
+	    int *size_changed);
+/* Bytes read (0 at EOF) or -errno; never a short count before EOF. */
+ssize_t fs_read(struct fs_file *f, char *buf, size_t size, uint64_t off);
+void fs_release(struct fs_file *f);
+
+/* Live counters as one JSON object (NUL-terminated when it fits). Returns
+ * the length, or -ERANGE when size is too small (size 0: just the length). */
+int fs_stats_json(struct fs *fs, char *buf, size_t size);
 
 #endif

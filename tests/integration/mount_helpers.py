@@ -8,6 +8,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "emulator"))
 
+from emutest import EmulatorCase  # noqa: E402
+
 BUILD = os.environ.get("SPFS_BUILDDIR", os.path.abspath(os.path.join(HERE, "..", "..")))
 SPFS = os.environ.get("SPFS_BIN", os.path.join(BUILD, "spfs"))
 
@@ -74,3 +76,30 @@ def tree(root, with_ino=False):
             rec = (kind, st.st_size if kind == "f" else 0, int(st.st_mtime))
             out[os.path.relpath(p, root)] = rec + ((st.st_ino,) if with_ino else ())
     return out
+
+
+def wait_until(pred, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return pred()
+
+
+class MountCase(EmulatorCase):
+    """An emulator per class; mounts made with mount() are stopped after
+    each test."""
+
+    def setUp(self):
+        self.emu.clear_faults()
+        self.mounts = []
+
+    def tearDown(self):
+        for m in self.mounts:
+            m.stop()
+
+    def mount(self, name="mnt", cache="cache", **kw):
+        m = Mount(self.emu, os.path.join(self.tmp, name), os.path.join(self.tmp, cache), **kw)
+        self.mounts.append(m)
+        return m

@@ -15,32 +15,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "emulator"))
 
-from emutest import EmulatorCase  # noqa: E402
-from mount_helpers import SPFS, Mount, tree, webhook_env  # noqa: E402
-
-
-def wait_until(pred, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return pred()
-
-
-class MountCase(EmulatorCase):
-    def setUp(self):
-        self.emu.clear_faults()
-        self.mounts = []
-
-    def tearDown(self):
-        for m in self.mounts:
-            m.stop()
-
-    def mount(self, name="mnt", cache="cache", **kw):
-        m = Mount(self.emu, os.path.join(self.tmp, name), os.path.join(self.tmp, cache), **kw)
-        self.mounts.append(m)
-        return m
+from mount_helpers import SPFS, Mount, MountCase, tree, wait_until, webhook_env  # noqa: E402
 
 
 class Browse(MountCase):
@@ -102,11 +77,9 @@ class Browse(MountCase):
             with self.assertRaises(OSError) as e:
                 action()
             self.assertEqual(e.exception.errno, errno.EROFS)
-        # Reading is the next feature: an honest EIO, never fake content.
         with open(p, "rb") as f:
-            with self.assertRaises(OSError) as e:
-                f.read()
-            self.assertEqual(e.exception.errno, errno.EIO)
+            with open(os.path.join(self.emu["dataset_dir"], "names", "Q3 #1.csv"), "rb") as want:
+                self.assertEqual(f.read(), want.read())
         st = os.statvfs(m.mountpoint)
         self.assertGreater(st.f_blocks, 0)
 
@@ -229,8 +202,8 @@ class Browse(MountCase):
         m = self.mount(cache="cache-perm")
         os.listdir(m.mountpoint)
         self.assertEqual(os.stat(cache).st_mode & 0o777, 0o700)
-        dbs = [f for f in os.listdir(cache) if f.endswith(".db")]
-        self.assertEqual(len(dbs), 1)
+        dbs = sorted(f.split(".", 1)[1] for f in os.listdir(cache) if f.endswith(".db"))
+        self.assertEqual(dbs, ["content.db", "meta.db"])  # one library, two stores
         for f in os.listdir(cache):
             self.assertEqual(os.stat(os.path.join(cache, f)).st_mode & 0o077, 0, f)
 

@@ -108,6 +108,58 @@ static void test_flags(void **state)
 	buf_release(&msg);
 }
 
+static void test_sizes(void **state)
+{
+	unsigned long long v;
+	char *argv[] = {"spfs",
+			"SRC",
+			"/mnt",
+			"-o",
+			"cache=off,cache_size=2G,chunk_size=1M,readahead=0,"
+			"small_file=512K",
+			NULL};
+	char *bad[] = {"spfs", "SRC", "/mnt", "-o", "chunk_size=1K", NULL};
+	char *bad2[] = {"spfs", "SRC", "/mnt", "-o", "cache=maybe", NULL};
+	struct options o;
+	struct buf msg;
+
+	(void)state;
+	assert_int_equal(options_parse_size("123", &v), 0);
+	assert_int_equal(v, 123);
+	assert_int_equal(options_parse_size("64K", &v), 0);
+	assert_int_equal(v, 65536);
+	assert_int_equal(options_parse_size("4MiB", &v), 0);
+	assert_int_equal(v, 4u << 20);
+	assert_int_equal(options_parse_size("1g", &v), 0);
+	assert_int_equal(v, 1u << 30);
+	assert_int_equal(options_parse_size("", &v), -EINVAL);
+	assert_int_equal(options_parse_size("-1", &v), -EINVAL);
+	assert_int_equal(options_parse_size("4X", &v), -EINVAL);
+	assert_int_equal(options_parse_size("4MBx", &v), -EINVAL);
+	assert_int_equal(options_parse_size("99999999999T", &v), -EINVAL);
+
+	buf_init(&msg, 1024);
+	options_init(&o);
+	assert_int_equal(o.chunk_size, 4u << 20); /* defaults */
+	assert_int_equal(o.readahead, 16u << 20);
+	assert_false(o.cache_off);
+	options_release(&o);
+	assert_int_equal(parse(&o, &msg, 5, argv), 0);
+	assert_true(o.cache_off);
+	assert_int_equal(o.cache_size, 2ull << 30);
+	assert_int_equal(o.chunk_size, 1u << 20);
+	assert_int_equal(o.readahead, 0);
+	assert_int_equal(o.small_file, 512u << 10);
+	options_release(&o);
+	assert_int_equal(parse(&o, &msg, 5, bad), -EINVAL);
+	assert_non_null(strstr(buf_str(&msg), "chunk_size=1K"));
+	options_release(&o);
+	assert_int_equal(parse(&o, &msg, 5, bad2), -EINVAL);
+	assert_non_null(strstr(buf_str(&msg), "on or off"));
+	options_release(&o);
+	buf_release(&msg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -115,6 +167,7 @@ int main(void)
 	    cmocka_unit_test(test_secret_on_command_line_refused),
 	    cmocka_unit_test(test_errors_say_what),
 	    cmocka_unit_test(test_flags),
+	    cmocka_unit_test(test_sizes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
