@@ -968,6 +968,30 @@ static int load_chunk_locked(struct reader *r, struct rfile *f, uint64_t idx,
 	return 0;
 }
 
+/* A random reader's piece straight from the store, without loading the
+ * whole chunk. r->lock held; 0, or -ENOENT when the store cannot give all
+ * of it. */
+static int piece_from_store_locked(struct reader *r, struct rfile *f,
+				   uint64_t idx, uint64_t in, char *dst,
+				   size_t want, size_t *got)
+{
+	size_t m = 0;
+
+	pthread_mutex_unlock(&r->lock);
+	int e = content_read(r->store, f->item_id, f->version, idx, in, dst,
+			     want, &m);
+	pthread_mutex_lock(&r->lock);
+	if (e)
+		return e;
+	if (m != want)
+		return -ENOENT;
+	atomic_fetch_add(&r->cache_hits, 1);
+	if (idx < f->nchunks && f->chunks[idx].state == CH_UNKNOWN)
+		f->chunks[idx].state = CH_STORED;
+	*got = m;
+	return 0;
+}
+
 static int chunk_bytes_locked(struct reader *r, struct rfile *f, uint64_t idx,
 			      uint64_t in, char *dst, size_t n, bool whole,
 			      size_t *got)
@@ -1007,48 +1031,30 @@ static int chunk_bytes_locked(struct reader *r, struct rfile *f, uint64_t idx,
 			continue;
 		case CH_STORED:
 		case CH_UNKNOWN:
-			if (r->store && whole) {
-				int e = load_chunk_locked(r, f, idx, clen);
-				if (!e)
-					continue;
+			if (r->store) {
+				int e;
+				if (whole) {
+					e = load_chunk_locked(r, f, idx, clen);
+					if (!e)
+						continue;
+				} else {
+					e = piece_from_store_locked(
+					    r, f, idx, in, dst, want, got);
+					if (!e)
+						return 0;
+				}
 				if (e != -ENOENT)
 					log_warn("content cache: reading item "
 						 "%s: %s; downloading instead",
 						 f->item_id, strerror(-e));
+				/* Evicted, short or unreadable: fetch, unless
+				 * someone else acted meanwhile. */
 				if (idx >= f->nchunks)
 					continue;
 				c = &f->chunks[idx];
 				if (c->state != CH_STORED &&
 				    c->state != CH_UNKNOWN)
 					continue;
-			} else if (r->store) {
-				size_t m = 0;
-				pthread_mutex_unlock(&r->lock);
-				int e = content_read(r->store, f->item_id,
-						     f->version, idx, in, dst,
-						     want, &m);
-				pthread_mutex_lock(&r->lock);
-				if (!e && m == want) {
-					atomic_fetch_add(&r->cache_hits, 1);
-					if (idx < f->nchunks &&
-					    f->chunks[idx].state == CH_UNKNOWN)
-						f->chunks[idx].state =
-						    CH_STORED;
-					*got = m;
-					return 0;
-				}
-				if (e && e != -ENOENT)
-					log_warn("content cache: reading "
-						 "item %s: %s; downloading "
-						 "instead",
-						 f->item_id, strerror(-e));
-				/* Evicted, short or unreadable: fetch. */
-				if (idx >= f->nchunks)
-					continue;
-				c = &f->chunks[idx];
-				if (c->state != CH_STORED &&
-				    c->state != CH_UNKNOWN)
-					continue; /* someone else acted */
 			}
 			/* fall through */
 		case CH_QUEUED:

@@ -179,9 +179,14 @@ class Bytes(ReadCase):
         self.assertEqual(head + rest, truth)
         s = stats(m)
         self.assertGreaterEqual(s["url_refreshes"], 1, s)
-        self.assertGreaterEqual(s["download_retries"], 3, s)
-        refused = [e for e in self.emu.requests("download") if e["status"] == 401]
-        self.assertGreaterEqual(len(refused), 1)
+        log = self.emu.requests("download")
+        self.assertGreaterEqual(len([e for e in log if e["status"] == 401]), 1)
+        # A fault armed while a 401 is answered may spend itself on that
+        # short body; at least one broken body must have been resumed.
+        broken = [e for e in log if e.get("fault") in ("reset", "truncate")
+                  and e["status"] in (200, 206)]
+        self.assertGreaterEqual(len(broken), 1, log)
+        self.assertGreaterEqual(s["download_retries"], len(broken), s)
 
     def test_cache_off_streams_without_storing(self):
         m = self.mount(cache="cache-off", opts="cache=off,chunk_size=1M")
