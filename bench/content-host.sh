@@ -17,21 +17,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-python3 "$emu/emulator.py" start --state-dir "$work/emu" --profile test --many 10 \
-	--large-size "$size" >/dev/null
-get() { python3 "$emu/emuctl.py" --state "$work/emu/state.json" get "$1"; }
-ca=$(get ca_file)
-token=$(curl -sS --fail --cacert "$ca" \
-	--data-urlencode grant_type=client_credentials \
-	--data-urlencode "client_id=$(get client_id)" \
-	--data-urlencode client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer \
-	--data-urlencode "client_assertion@$(get sa_token_file)" \
-	--data-urlencode scope=https://graph.microsoft.com/.default \
-	"$(get authority_host)$(get tenant_id)/oauth2/v2.0/token" |
-	python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-url=$(curl -sS --fail --cacert "$ca" -H "Authorization: Bearer $token" \
-	"$(get graph_url)/drives/$(get drive_id)/root:/large/big.bin" |
-	python3 -c 'import json,sys; print(json.load(sys.stdin)["@microsoft.graph.downloadUrl"])')
+. "$top/bench/lib.sh"
+bench_start_emulator "$size"
 
 mkdir -p "$work/ngx"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
