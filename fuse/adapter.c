@@ -595,12 +595,16 @@ int fuse_adapter_run(struct fs *fs, const struct fuse_adapter_config *cfg)
 	err = fs_start_sync(fs);
 	if (err)
 		goto out_unmount;
+	if (cfg->started)
+		cfg->started(cfg->hook_ctx);
 
 	/* The 3.2-era loop config: available from libfuse 3.10 on. */
 	struct fuse_loop_config lc = {.clone_fd = 0, .max_idle_threads = 10};
 	err = fuse_session_loop_mt(a.se, &lc);
 	if (err > 0)
 		err = 0; /* a signal ended the loop */
+	if (cfg->stopping)
+		cfg->stopping(cfg->hook_ctx);
 	fs_stop_sync(fs);
 	log_info("unmounting %s", cfg->mountpoint);
 out_unmount:

@@ -21,6 +21,11 @@ struct fuse_adapter_config {
 	bool default_permissions;
 	double entry_timeout; /* seconds the kernel may cache names */
 	double attr_timeout;  /* and attributes */
+	/* Called once serving (after daemonizing: threads may start here)
+	 * and once before unmounting. Optional. */
+	void (*started)(void *ctx);
+	void (*stopping)(void *ctx);
+	void *hook_ctx;
 };
 
 /* Mounts, serves until unmounted or signalled, unmounts. Returns 0 or a

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@
 #include "graph/graph.h"
 #include "graph/source.h"
 #include "http/http.h"
+#include "metrics/httpd.h"
 #include "options.h"
 
 static const char *real_getenv(const char *name)
@@ -115,6 +117,38 @@ static int remembered(const char *dir, const char *source, int save,
 	return *drive_id && *root_id ? 0 : -ENOMEM;
 }
 
+/* /metrics, /ready and /healthz for Prometheus and Kubernetes probes. */
+static int serve_metrics(void *ctx, const char *path, struct buf *body,
+			 const char **type)
+{
+	struct fs *fs = ctx;
+
+	if (strcmp(path, "/metrics") == 0) {
+		*type = "text/plain; version=0.0.4; charset=utf-8";
+		return fs_metrics_text(fs, body) ? 500 : 200;
+	}
+	if (strcmp(path, "/ready") == 0) {
+		bool ready = fs_ready(fs);
+		buf_append_str(body, ready ? "ready\n" : "not ready\n");
+		return ready ? 200 : 503;
+	}
+	if (strcmp(path, "/healthz") == 0) {
+		buf_append_str(body, "ok\n");
+		return 200;
+	}
+	buf_append_str(body, "spfs: /metrics, /ready, /healthz\n");
+	return 404;
+}
+
+static void metrics_started(void *ctx)
+{
+	struct httpd *h = ctx;
+	int err = h ? httpd_serve(h) : 0;
+
+	if (err)
+		log_error("metrics: cannot start: %s", strerror(-err));
+}
+
 static int run_mount(struct options *o)
 {
 	struct http_config hc = {.cafile = o->cafile,
@@ -126,6 +160,7 @@ static int run_mount(struct options *o)
 	struct meta *m = NULL;
 	struct content *store = NULL;
 	struct fs *fs = NULL;
+	struct httpd *metrics = NULL;
 	struct source src;
 	struct source_resolved res;
 	struct buf msg;
@@ -216,6 +251,18 @@ static int run_mount(struct options *o)
 			  strerror(-err));
 		goto out;
 	}
+	if (o->metrics) {
+		err = httpd_open(o->metrics, serve_metrics, fs, &metrics);
+		if (err) {
+			log_error("-o metrics=%s: %s", o->metrics,
+				  err == -EINVAL ? "expected HOST:PORT with "
+						   "an IP address"
+						 : strerror(-err));
+			goto out;
+		}
+		log_info("metrics on http://%s/metrics (port %d)", o->metrics,
+			 httpd_port(metrics));
+	}
 	double t = o->poll_interval > 0 ? o->poll_interval : 30;
 	struct fuse_adapter_config ac = {
 	    .mountpoint = o->mountpoint,
@@ -226,9 +273,12 @@ static int run_mount(struct options *o)
 	    .default_permissions = o->default_permissions,
 	    .attr_timeout = o->attr_timeout >= 0 ? o->attr_timeout : t,
 	    .entry_timeout = o->entry_timeout >= 0 ? o->entry_timeout : t,
+	    .started = metrics_started,
+	    .hook_ctx = metrics,
 	};
 	err = fuse_adapter_run(fs, &ac);
 out:
+	httpd_stop(metrics);
 	fs_free(fs);
 	content_close(store);
 	meta_close(m);

@@ -32,6 +32,7 @@ void options_release(struct options *o)
 	free(o->mountpoint);
 	free(o->cafile);
 	free(o->cache_dir);
+	free(o->metrics);
 	auth_config_release(&o->auth);
 	options_init(o);
 }
@@ -130,6 +131,9 @@ void options_usage(FILE *out)
 	    "file\n"
 	    "  secret_file=PATH   file holding a client secret (developers "
 	    "only)\n"
+	    "  metrics=HOST:PORT  serve Prometheus metrics at /metrics and a\n"
+	    "                     readiness probe at /ready (200 when mounted\n"
+	    "                     with a valid token), e.g. 127.0.0.1:9464\n"
 	    "  log_level=error|warn|info|debug|trace   (default info)\n"
 	    "  log_format=text|json                    (default text, to "
 	    "stderr)\n"
@@ -216,6 +220,7 @@ static int apply_option(struct options *o, const char *key, const char *value,
 	    {"secret_file", offsetof(struct options, auth.secret_file)},
 	    {"cafile", offsetof(struct options, cafile)},
 	    {"cache_dir", offsetof(struct options, cache_dir)},
+	    {"metrics", offsetof(struct options, metrics)},
 	    {"token_file", offsetof(struct options, auth.token_file)},
 	    {"authority_host", offsetof(struct options, auth.authority_host)},
 	};

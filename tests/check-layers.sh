@@ -1,5 +1,6 @@
 #!/bin/sh
-# Dependencies go one way: fuse -> fs -> (cache, graph -> auth -> http) -> base.
+# Dependencies go one way: fuse -> fs -> (cache, graph -> auth -> http) -> base;
+# metrics (the probe/scrape server) sits on base alone.
 # Each folder may include only its own headers and those of the layers it
 # sits on; the top-level wiring (src/main.c, options, check) may use all.
 set -eu
@@ -34,6 +35,7 @@ check src/base base
 check src/http base http
 check src/auth base http auth
 check src/graph base http auth graph
+check src/metrics base metrics
 check cache base cache
 check src/fs base cache graph fs
 check fuse base fs fuse

@@ -59,6 +59,8 @@ struct fs {
 	pthread_cond_t sync_cond;
 	bool stop;
 	atomic_bool delta_healthy; /* last delta round succeeded */
+	atomic_llong delta_ok_at;  /* epoch s of the last good delta round */
+	atomic_bool serving;	   /* mounted: between start and stop */
 	atomic_int offline_warned;
 	/* Files open through the kernel: their attributes keep the opened
 	 * version's size, and page invalidations wait until they close, so a
@@ -766,6 +768,123 @@ int fs_stats_json(struct fs *fs, char *out, size_t size)
 	return n;
 }
 
+static int metric(struct buf *b, const char *name, const char *type,
+		  const char *help, double value)
+{
+	return buf_appendf(
+	    b, "# HELP spfs_%s %s\n# TYPE spfs_%s %s\nspfs_%s %.17g\n", name,
+	    help, name, type, name, value);
+}
+
+static void route_metric(void *ctx, const char *route, const char *status,
+			 unsigned long n)
+{
+	buf_appendf(
+	    ctx, "spfs_graph_requests_total{route=\"%s\",status=\"%s\"} %lu\n",
+	    route, status, n);
+}
+
+bool fs_ready(struct fs *fs)
+{
+	struct graph_stats gs;
+
+	graph_get_stats(fs->g, &gs);
+	return atomic_load(&fs->serving) && gs.token_expires_at > time(NULL);
+}
+
+int fs_metrics_text(struct fs *fs, struct buf *b)
+{
+	struct reader_stats rs;
+	struct graph_stats gs;
+	struct content_stats cs = {0};
+	long long now = (long long)time(NULL);
+	long long delta_ok = atomic_load(&fs->delta_ok_at);
+	int err = 0;
+
+	reader_get_stats(fs->reader, &rs);
+	graph_get_stats(fs->g, &gs);
+	if (fs->store)
+		content_get_stats(fs->store, &cs);
+	err |=
+	    buf_append_str(b, "# HELP spfs_graph_requests_total HTTP requests "
+			      "to Graph and download URLs, by route and "
+			      "status class.\n# TYPE spfs_graph_requests_total "
+			      "counter\n");
+	graph_route_counts(fs->g, route_metric, b);
+	const struct {
+		const char *name, *type, *help;
+		double value;
+	} list[] = {
+	    {"ready", "gauge", "1 when mounted with a valid access token.",
+	     fs_ready(fs)},
+	    {"graph_throttles_total", "counter", "429/503 answers received.",
+	     (double)gs.throttles},
+	    {"graph_retry_after_seconds_total", "counter",
+	     "Seconds waited because of Retry-After.", gs.throttled_seconds},
+	    {"graph_retries_total", "counter",
+	     "Graph requests retried after 5xx or network errors.",
+	     (double)gs.retries},
+	    {"graph_auth_retries_total", "counter",
+	     "401s answered by a token refresh and one retry.",
+	     (double)gs.auth_retries},
+	    {"token_requests_total", "counter",
+	     "Requests to the token endpoint (first token and refreshes).",
+	     (double)gs.token_requests},
+	    {"token_failures_total", "counter", "Failed token requests.",
+	     (double)gs.token_failures},
+	    {"token_expiry_seconds", "gauge",
+	     "Seconds until the current access token expires.",
+	     gs.token_expires_at ? (double)(gs.token_expires_at - now) : 0},
+	    {"downloads_total", "counter", "Requests to download URLs.",
+	     (double)rs.downloads},
+	    {"download_bytes_total", "counter", "File bytes downloaded.",
+	     (double)rs.download_bytes},
+	    {"download_retries_total", "counter",
+	     "Download requests resumed or retried.",
+	     (double)rs.download_retries},
+	    {"download_url_refreshes_total", "counter",
+	     "Download URLs asked of Graph again (expired or refused).",
+	     (double)rs.url_refreshes},
+	    {"cache_hits_total", "counter", "Chunk reads served by the cache.",
+	     (double)rs.cache_hits},
+	    {"cache_misses_total", "counter",
+	     "Chunks fetched over the network.", (double)rs.cache_misses},
+	    {"cache_bytes", "gauge", "Bytes in the content cache.",
+	     (double)cs.bytes},
+	    {"cache_chunks", "gauge", "Chunks in the content cache.",
+	     (double)cs.chunks},
+	    {"cache_capacity_bytes", "gauge", "The content cache's cap.",
+	     fs->store ? (double)fs->cfg.cache_size : 0},
+	    {"cache_evictions_total", "counter", "Chunks evicted.",
+	     (double)cs.evicted},
+	    {"cache_store_errors_total", "counter",
+	     "Chunks the cache could not store (served from memory).",
+	     (double)rs.store_errors},
+	    {"hash_verified_total", "counter",
+	     "Files whose bytes matched SharePoint's quickXorHash.",
+	     (double)rs.hash_verified},
+	    {"hash_mismatches_total", "counter",
+	     "Downloads that did not match SharePoint's quickXorHash.",
+	     (double)rs.hash_mismatches},
+	    {"size_corrections_total", "counter",
+	     "Files whose served length differed from the listed size.",
+	     (double)rs.size_corrections},
+	    {"open_files", "gauge", "Files open through the mount.",
+	     (double)rs.open_files},
+	    {"memory_chunk_bytes", "gauge", "Chunk bytes held in memory.",
+	     (double)rs.memory_bytes},
+	    {"delta_healthy", "gauge", "1 when the last change poll succeeded.",
+	     atomic_load(&fs->delta_healthy)},
+	    {"delta_lag_seconds", "gauge",
+	     "Seconds since the last successful change poll (-1: none yet).",
+	     delta_ok ? (double)(now - delta_ok) : -1},
+	};
+	for (size_t i = 0; i < sizeof(list) / sizeof(list[0]) && !err; i++)
+		err = metric(b, list[i].name, list[i].type, list[i].help,
+			     list[i].value);
+	return err;
+}
+
 /* ---- delta
  * -------------------------------------------------------------------- */
 
@@ -984,6 +1103,8 @@ static void *sync_main(void *arg)
 		pthread_mutex_unlock(&fs->sync_lock);
 		int err = delta_once(fs);
 		atomic_store(&fs->delta_healthy, err == 0);
+		if (!err)
+			atomic_store(&fs->delta_ok_at, (long long)time(NULL));
 		if (err && !warned) {
 			log_warn(
 			    "delta: %s; serving the cached tree and retrying",
@@ -1018,6 +1139,7 @@ int fs_start_sync(struct fs *fs)
 
 	if (err)
 		return err;
+	atomic_store(&fs->serving, true);
 	if (fs->cfg.poll_interval <= 0 || fs->sync_running)
 		return 0;
 	fs->stop = false;
@@ -1030,6 +1152,7 @@ int fs_start_sync(struct fs *fs)
 
 void fs_stop_sync(struct fs *fs)
 {
+	atomic_store(&fs->serving, false);
 	if (!fs->sync_running)
 		return;
 	pthread_mutex_lock(&fs->sync_lock);

@@ -13,10 +13,13 @@
  * store's stable inode.
  */
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
 #include <time.h>
+
+struct buf;
 
 #define FS_ROOT_INO 1
 
@@ -105,5 +108,11 @@ void fs_release(struct fs_file *f);
 /* Live counters as one JSON object (NUL-terminated when it fits). Returns
  * the length, or -ERANGE when size is too small (size 0: just the length). */
 int fs_stats_json(struct fs *fs, char *buf, size_t size);
+
+/* Prometheus text exposition of the same counters (and per-route request
+ * counts), appended to b. 0 or -errno. */
+int fs_metrics_text(struct fs *fs, struct buf *b);
+/* Mounted and holding a valid access token: what a readiness probe asks. */
+bool fs_ready(struct fs *fs);
 
 #endif

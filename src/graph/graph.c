@@ -41,7 +41,85 @@ struct graph {
 	int throttle_logged;
 	atomic_ulong requests, auth_retries, throttles, retries;
 	double throttled_seconds;
+	atomic_ulong by_route[GRAPH_ROUTES][GRAPH_STATUSES];
 };
+
+static const char *const route_names[GRAPH_ROUTES] = {
+    "site",  "drives",	"drive",    "item", "children",
+    "delta", "content", "download", "other"};
+static const char *const status_names[GRAPH_STATUSES] = {"2xx", "3xx", "4xx",
+							 "429", "5xx", "error"};
+
+/* The route of a Graph URL, from its path: what metrics group by. */
+enum graph_route graph_route_of(const char *url)
+{
+	const char *p = url;
+	const char *scheme = strstr(url, "://");
+
+	if (scheme) {
+		p = strchr(scheme + 3, '/');
+		if (!p)
+			return GRAPH_ROUTE_OTHER;
+	}
+	const char *q = strchr(p, '?');
+	size_t n = q ? (size_t)(q - p) : strlen(p);
+	char path[512];
+	if (n >= sizeof(path))
+		n = sizeof(path) - 1;
+	memcpy(path, p, n);
+	path[n] = '\0';
+	if (strstr(path, "/delta"))
+		return GRAPH_ROUTE_DELTA;
+	if (n >= 9 && strcmp(path + n - 9, "/children") == 0)
+		return GRAPH_ROUTE_CHILDREN;
+	if ((n >= 8 && strcmp(path + n - 8, "/content") == 0) ||
+	    (n >= 9 && strcmp(path + n - 9, ":/content") == 0))
+		return GRAPH_ROUTE_CONTENT;
+	if (strstr(path, "/drives/")) {
+		const char *d = strstr(path, "/drives/") + 8;
+		if (strstr(d, "/items/") || strstr(d, "/root"))
+			return GRAPH_ROUTE_ITEM;
+		return strchr(d, '/') ? GRAPH_ROUTE_OTHER : GRAPH_ROUTE_DRIVE;
+	}
+	if (strstr(path, "/sites/")) {
+		if (strstr(path, "/drives"))
+			return GRAPH_ROUTE_DRIVES;
+		if (strstr(path, "/drive"))
+			return GRAPH_ROUTE_DRIVE;
+		return GRAPH_ROUTE_SITE;
+	}
+	return GRAPH_ROUTE_OTHER;
+}
+
+static void count_request(struct graph *g, enum graph_route route, int err,
+			  long status)
+{
+	enum graph_status_class c;
+
+	if (err || status <= 0)
+		c = GRAPH_STATUS_ERROR;
+	else if (status == 429)
+		c = GRAPH_STATUS_429;
+	else if (status >= 500)
+		c = GRAPH_STATUS_5XX;
+	else if (status >= 400)
+		c = GRAPH_STATUS_4XX;
+	else if (status >= 300)
+		c = GRAPH_STATUS_3XX;
+	else
+		c = GRAPH_STATUS_2XX;
+	atomic_fetch_add(&g->by_route[route][c], 1);
+}
+
+void graph_route_counts(struct graph *g, graph_count_fn fn, void *ctx)
+{
+	for (int r = 0; r < GRAPH_ROUTES; r++)
+		for (int c = 0; c < GRAPH_STATUSES; c++) {
+			unsigned long n = atomic_load(&g->by_route[r][c]);
+			if (n)
+				fn(ctx, route_names[r], status_names[c], n);
+		}
+}
 
 static double mono_now(void)
 {
@@ -261,6 +339,7 @@ int graph_get(struct graph *g, const char *path_or_url,
 		};
 		atomic_fetch_add(&g->requests, 1);
 		err = http_perform(g->http, &req, resp);
+		count_request(g, graph_route_of(url.data), err, resp->status);
 		int last = attempt >= g->max_attempts;
 
 		if (!err && token_rejected(resp) && !auth_retried) {
@@ -352,6 +431,7 @@ int graph_download(struct graph *g, const char *url, unsigned long long offset,
 	};
 	wait_gate(g);
 	int err = http_perform(g->http, &req, resp);
+	count_request(g, GRAPH_ROUTE_DOWNLOAD, err, resp->status);
 	if (!err && (resp->status == 429 || resp->status == 503))
 		throttled(g, resp, 1);
 	return err;

@@ -79,4 +79,32 @@ struct graph_stats {
 };
 void graph_get_stats(struct graph *g, struct graph_stats *out);
 
+/* Requests by route and status class, for metrics. */
+enum graph_route {
+	GRAPH_ROUTE_SITE,
+	GRAPH_ROUTE_DRIVES,
+	GRAPH_ROUTE_DRIVE,
+	GRAPH_ROUTE_ITEM,
+	GRAPH_ROUTE_CHILDREN,
+	GRAPH_ROUTE_DELTA,
+	GRAPH_ROUTE_CONTENT,
+	GRAPH_ROUTE_DOWNLOAD,
+	GRAPH_ROUTE_OTHER,
+	GRAPH_ROUTES
+};
+enum graph_status_class {
+	GRAPH_STATUS_2XX,
+	GRAPH_STATUS_3XX,
+	GRAPH_STATUS_4XX,
+	GRAPH_STATUS_429,
+	GRAPH_STATUS_5XX,
+	GRAPH_STATUS_ERROR, /* no HTTP answer */
+	GRAPH_STATUSES
+};
+enum graph_route graph_route_of(const char *url);
+typedef void (*graph_count_fn)(void *ctx, const char *route, const char *status,
+			       unsigned long n);
+/* Calls fn for every (route, status) pair seen at least once. */
+void graph_route_counts(struct graph *g, graph_count_fn fn, void *ctx);
+
 #endif
