@@ -1,0 +1,72 @@
+#!/bin/sh
+# What can be checked of k8s/Dockerfile without a container engine: the
+# runtime stage installs every library `ldd spfs` needs (its packages or
+# their dependencies), tini is PID 1 in front of spfs, and every option the
+# manifests pass exists in the binary's --help.
+set -eu
+src=${SPFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+spfs=${SPFS_BIN:-${SPFS_BUILDDIR:-.}/spfs}
+df="$src/k8s/Dockerfile"
+fail=0
+
+pkgs=$(sed -n 's/^# runtime-packages: //p' "$df")
+[ -n "$pkgs" ] || {
+	echo "not ok - no '# runtime-packages:' line in $df"
+	exit 1
+}
+for p in $pkgs; do
+	grep -q "^ *.*\b$p\b" "$df" || {
+		echo "not ok - $p is listed but not installed by the runtime stage"
+		fail=1
+	}
+done
+# Everything apt brings along with them (debian:12-slim has libc6).
+closure=$(apt-cache depends --recurse --no-recommends --no-suggests \
+	--no-conflicts --no-breaks --no-replaces --no-enhances $pkgs 2>/dev/null |
+	sed -n 's/^\([a-z0-9][^ <:]*\).*/\1/p; s/^ *\(Pre\)\{0,1\}Depends: \([^ <:]*\).*/\2/p' |
+	sort -u)
+closure="$closure libc6"
+n=0
+for lib in $(ldd "$spfs" | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p'); do
+	real=$(readlink -f "$lib")
+	owner=$(dpkg -S "$real" 2>/dev/null || dpkg -S "$lib" 2>/dev/null || true)
+	owner=$(echo "$owner" | head -n1 | cut -d: -f1)
+	n=$((n + 1))
+	if [ -z "$owner" ]; then
+		echo "not ok - $lib belongs to no package"
+		fail=1
+	elif ! echo "$closure" | tr ' ' '\n' | grep -qx "$owner"; then
+		echo "not ok - $lib ($owner) is not installed by the runtime stage"
+		fail=1
+	fi
+done
+[ "$n" -gt 5 ] || {
+	echo "not ok - ldd listed only $n libraries"
+	fail=1
+}
+[ "$fail" = 0 ] && echo "ok - the runtime stage covers the $n libraries of ldd spfs"
+
+grep -q '^ENTRYPOINT \["tini", "--", "spfs"\]' "$df" &&
+	echo "ok - tini is PID 1 in front of spfs" || {
+	echo "not ok - ENTRYPOINT is not tini -- spfs"
+	fail=1
+}
+
+# Every -o key the manifests use is one spfs documents.
+help=$("$spfs" --help)
+opts=$(sed -n 's/^ *SPFS_OPTIONS: "\(.*\)"/\1/p' "$src/k8s/base/configmap.yaml")
+[ -n "$opts" ] || {
+	echo "not ok - no SPFS_OPTIONS in k8s/base/configmap.yaml"
+	exit 1
+}
+for kv in $(echo "$opts" | tr ',' ' '); do
+	key=${kv%%=*}
+	if echo "$help" | grep -Eq "^ +$key(=|[ ,]|\$)"; then
+		:
+	else
+		echo "not ok - option $key (k8s/base/configmap.yaml) is not in spfs --help"
+		fail=1
+	fi
+done
+[ "$fail" = 0 ] && echo "ok - every option in the manifests is in spfs --help"
+exit "$fail"

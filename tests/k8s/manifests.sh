@@ -1,0 +1,62 @@
+#!/bin/sh
+# The Kubernetes manifests, offline: `kubectl kustomize` renders both
+# overlays, and every rendered object validates strictly (schema, no unknown
+# fields, spfs's own rules). Then the validator must catch what it is for: a
+# typo'd field, a wrong enum, a missing identity label.
+set -eu
+src=${SPFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+work=${SPFS_BUILDDIR:-.}/tests/k8s-check
+mkdir -p "$work"
+
+command -v kubectl >/dev/null || {
+	echo "kubectl not found (scripts/install-deps installs kubernetes-client)"
+	exit 1
+}
+# The validator's npm packages, pinned by the committed lock file, installed
+# once into the build tree (the source tree may be read-only).
+if ! cmp -s "$src/tests/k8s/package-lock.json" "$work/package-lock.json" ||
+	[ ! -d "$work/node_modules" ]; then
+	cp "$src/tests/k8s/package.json" "$src/tests/k8s/package-lock.json" "$work/"
+	(cd "$work" && npm ci --no-audit --no-fund --loglevel=error) || {
+		echo "npm ci failed: the npm registry must be reachable"
+		exit 1
+	}
+fi
+cp "$src/tests/k8s/validate.mjs" "$work/"
+
+fail=0
+for overlay in sidecar node; do
+	out="$work/$overlay.yaml"
+	kubectl kustomize "$src/k8s/overlays/$overlay" >"$out" 2>"$work/$overlay.err" || {
+		cat "$work/$overlay.err"
+		echo "not ok - kubectl kustomize k8s/overlays/$overlay"
+		fail=1
+		continue
+	}
+	if node "$work/validate.mjs" --policy "$out"; then
+		echo "ok - $overlay overlay renders and validates"
+	else
+		echo "not ok - $overlay overlay"
+		fail=1
+	fi
+done
+
+# expect_invalid NAME SED-EXPRESSION: the broken rendering must be refused.
+expect_invalid() {
+	sed "$2" "$work/sidecar.yaml" >"$work/broken-$1.yaml"
+	if cmp -s "$work/sidecar.yaml" "$work/broken-$1.yaml"; then
+		echo "not ok - $1: the edit changed nothing (test is stale)"
+		fail=1
+	elif node "$work/validate.mjs" --policy "$work/broken-$1.yaml" >"$work/broken-$1.out"; then
+		echo "not ok - $1 was accepted"
+		fail=1
+	else
+		echo "ok - $1 refused: $(grep -m1 INVALID "$work/broken-$1.out")"
+	fi
+}
+expect_invalid typo 's/mountPropagation: HostToContainer/mountPropagaton: HostToContainer/'
+expect_invalid enum 's/mountPropagation: Bidirectional/mountPropagation: Bidirectionnal/'
+expect_invalid label 's|azure.workload.identity/use: "true"|azure.workload.identity/use: "false"|'
+expect_invalid writable 's/readOnly: true/readOnly: false/'
+expect_invalid kind 's/^kind: Deployment/kind: Deploymnet/'
+exit "$fail"
