@@ -210,11 +210,12 @@ def plan_test(plan: Plan, rng: random.Random, seed: int, large_size: int, many: 
 
 
 def plan_bench(plan: Plan, rng: random.Random, seed: int, large_size: int, many: int,
-               parallel_files: int) -> None:
+               parallel_files: int, small_files: int = 1000, parallel_size: int | None = None) -> None:
     plan_test(plan, rng, seed, large_size, many)
     for i in range(2, parallel_files + 1):
-        plan.file(f"large/big-{i}.bin", Stream(large_size, f"big-{i}:{seed}"))
-    for i in range(1, 1001):
+        plan.file(f"large/big-{i}.bin",
+                  Stream(large_size if parallel_size is None else parallel_size, f"big-{i}:{seed}"))
+    for i in range(1, small_files + 1):
         plan.file(f"small64k/file-{i:04d}.bin", Stream(64 << 10, f"small:{i}:{seed}"))
 
 
@@ -234,7 +235,8 @@ def plan_demo(plan: Plan, rng: random.Random) -> None:
 
 
 def generate(out: str, profile: str, seed: int = 1, large_size: int | None = None,
-             many: int | None = None, force: bool = False, parallel_files: int = 1) -> str:
+             many: int | None = None, force: bool = False, parallel_files: int = 1,
+             small_files: int = 1000, parallel_size: int | None = None) -> str:
     """Writes the profile's tree into out (which must be empty unless force)."""
     if os.path.isdir(out) and os.listdir(out) and not force:
         raise FileExistsError(f"{out} is not empty (--force writes into it anyway)")
@@ -248,7 +250,8 @@ def generate(out: str, profile: str, seed: int = 1, large_size: int | None = Non
     if profile == "test":
         plan_test(plan, rng, seed, 64 << 20 if large_size is None else large_size, many)
     elif profile == "bench":
-        plan_bench(plan, rng, seed, 1 << 30 if large_size is None else large_size, many, parallel_files)
+        plan_bench(plan, rng, seed, 1 << 30 if large_size is None else large_size, many,
+                   parallel_files, small_files, parallel_size)
     elif profile == "demo":
         plan_demo(plan, rng)
     else:
@@ -267,10 +270,15 @@ def main(argv=None) -> int:
     ap.add_argument("--many", type=int, help="files in many/ (default 5000)")
     ap.add_argument("--parallel-files", type=int, default=1,
                     help="bench: N large files, big.bin and big-2.bin ... big-N.bin")
+    ap.add_argument("--parallel-size", type=int,
+                    help="bench: bytes of big-2.bin ... (default: --large-size)")
+    ap.add_argument("--small-files", type=int, default=1000,
+                    help="bench: files of 64 KiB in small64k/ (default 1000)")
     ap.add_argument("--force", action="store_true", help="write into a non-empty directory")
     a = ap.parse_args(argv)
     try:
-        generate(a.out, a.profile, a.seed, a.large_size, a.many, a.force, a.parallel_files)
+        generate(a.out, a.profile, a.seed, a.large_size, a.many, a.force, a.parallel_files,
+                 a.small_files, a.parallel_size)
     except (OSError, ValueError) as e:
         print(f"dataset.py: {e}", file=sys.stderr)
         return 2

@@ -16,11 +16,13 @@ URLs early, which invalidates every URL issued before.
 import base64
 import hashlib
 import hmac
+import html
 import math
 import mimetypes
 import re
 import threading
 import time
+import urllib.parse
 
 from emu_http import send_bytes, send_error_json, send_file_range
 
@@ -93,6 +95,8 @@ class ContentApp:
         self.emu = emu
 
     def handle(self, req):
+        if req.raw_path == "/tree" or req.raw_path.startswith("/tree/"):
+            return self._tree(req)
         m = DOWNLOAD_PATH.fullmatch(req.raw_path)
         if not m:
             return
@@ -130,6 +134,52 @@ class ContentApp:
                                                       time.gmtime(modified))}
             if current:
                 headers["ETag"] = etag
+            rng = req.header("Range")
+            span = parse_range(rng, size) if rng else "ignore"
+            if span is None:
+                headers["Content-Range"] = f"bytes */{size}"
+                return send_bytes(req, 416, b"", headers, None)
+            if span == "ignore":
+                return send_file_range(req, 200, f, 0, size, headers)
+            start, end = span
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+            send_file_range(req, 206, f, start, end - start + 1, headers)
+
+    def _tree(self, req):
+        """The default library as a plain web tree, for benchmarks of tools
+        that speak HTTP but not Graph (rclone's http backend): folders are
+        HTML index pages of links, files their current bytes with Range.
+        Unauthenticated; route "tree", so faults (latency) apply to it."""
+        req.route = "tree"
+        if self.emu.faults.apply(req):
+            return
+        if req.method not in ("GET", "HEAD"):
+            return send_error_json(req, 405, "notAllowed", "GET or HEAD only")
+        rel = urllib.parse.unquote(req.raw_path[len("/tree"):])
+        d = self.emu.drive_for({})
+        with d.lock:
+            item = d.resolve_path(d.items[d.root_id], rel)
+            if item is not None and item.is_folder:
+                kids = sorted((d.items[c] for c in item.children), key=lambda i: i.name)
+                links = "".join(
+                    f'<a href="{html.escape(urllib.parse.quote(k.name))}{"/" if k.is_folder else ""}">'
+                    f'{html.escape(k.name)}</a>\n' for k in kids if not k.deleted)
+            elif item is not None:
+                path = d.version_path(item, item.content_version)
+                name, modified, etag = item.name, item.modified, item.etag
+        if item is None or item.deleted:
+            return send_bytes(req, 404, b"<html><body>404</body></html>", content_type="text/html")
+        if item.is_folder:
+            if not req.raw_path.endswith("/"):
+                return send_bytes(req, 301, b"", {"Location": req.raw_path + "/"}, None)
+            return send_bytes(req, 200, f"<html><body>\n{links}</body></html>\n".encode(),
+                              content_type="text/html; charset=utf-8")
+        with open(path, "rb") as f:
+            size = self._size(f)
+            headers = {"Content-Type": mimetypes.guess_type(name)[0] or "application/octet-stream",
+                       "Accept-Ranges": "bytes", "ETag": etag,
+                       "Last-Modified": time.strftime("%a, %d %b %Y %H:%M:%S GMT",
+                                                      time.gmtime(modified))}
             rng = req.header("Range")
             span = parse_range(rng, size) if rng else "ignore"
             if span is None:

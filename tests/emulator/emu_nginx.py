@@ -24,9 +24,12 @@ import ssl
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
-LOG_FORMAT = "$msec $request_method $uri $status $bytes_sent \"$http_range\""
+# $uri is decoded and may hold spaces (tree paths); the encoded path of
+# $request_uri never does. The query (tempauth) is cut off when read.
+LOG_FORMAT = "$msec $request_method $request_uri $status $bytes_sent \"$http_range\""
 
 
 def available():
@@ -69,6 +72,7 @@ class NginxContent:
         self.access_log = os.path.join(self.dir, "access.log")
         self.error_log = os.path.join(self.dir, "error.log")
         self.content_dir = content_dir
+        self.tree_dir = None  # the library's directory, served at /tree/
         self.cert, self.key, self.ca_file = cert, key, ca_file
         self.urls = urls
         self.log = log
@@ -86,6 +90,14 @@ class NginxContent:
         user = pwd.getpwuid(os.geteuid()).pw_name
         group = grp.getgrgid(os.getegid()).gr_name
         return f"user {user} {group};\n"
+
+    def _tree_location(self):
+        # The library as a web tree (nginx autoindex), for benchmarks of
+        # tools that speak plain HTTP (rclone's http backend).
+        if not self.tree_dir:
+            return ""
+        return (f"        location /tree/ {{ limit_except GET {{ deny all; }} "
+                f"alias {self.tree_dir}/; autoindex on; }}\n")
 
     def render(self):
         d, tmp = self.dir, os.path.join(self.dir, "tmp")
@@ -121,7 +133,7 @@ http {{
             if ($secure_link = "0") {{ return 401; }}
             alias {self.content_dir}/$item.$ver;
         }}
-        location / {{ return 404; }}
+{self._tree_location()}        location / {{ return 404; }}
     }}
 }}
 """
@@ -210,9 +222,11 @@ http {{
             if len(parts) < 6 or parts[2] == "/download/PROBE/0":
                 continue
             t, method, uri, status, sent, rng = parts
+            uri = urllib.parse.unquote(uri.split("?", 1)[0])
             rng = rng.strip('"')
             out.append({"t": float(t), "end": float(t), "listener": "nginx", "method": method,
-                        "path": uri, "route": "download" if uri.startswith("/download/") else "unknown",
+                        "path": uri, "route": "download" if uri.startswith("/download/")
+                        else "tree" if uri.startswith("/tree/") else "unknown",
                         "status": int(status), "range": None if rng in ("", "-") else rng,
                         "client_request_id": None, "bytes_sent": int(sent)})
         return out

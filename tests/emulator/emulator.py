@@ -135,6 +135,8 @@ class Emulator:
         self.drives = {}
         self.sites = []
         dataset_dir = self._build_sites(args)
+        if self.nginx is not None:
+            self.nginx.tree_dir = os.path.abspath(dataset_dir)
 
         sa_file = os.path.join(self.state_dir, "sa-token")
         write_token_file(sa_file, mint_sa_token(self.issuer_keys[0], self.oidc_issuer,

@@ -650,6 +650,33 @@ class NginxBackend(EmulatorCase):
         item = self.graph(f"/drives/{self.emu['drive_id']}/root:/large/big.bin", token=token).json()
         self.assertTrue(item["@microsoft.graph.downloadUrl"].startswith(self.emu["content_url"]))
 
+    def test_web_tree_on_both_hosts(self):
+        """/tree/: the library as plain web folders, for rclone's http
+        backend; the same bytes from nginx and from the Python host, whose
+        answers faults (latency) can slow down."""
+        with open(os.path.join(self.emu["dataset_dir"], "large", "big.bin"), "rb") as f:
+            data = f.read()
+        for host in (self.emu["content_url"], self.emu["python_content_url"]):
+            with self.subTest(host=host):
+                self.emu.reset()
+                index = self.get(host + "/tree/").body.decode()
+                self.assertIn('href="large/"', index)
+                self.assertIn('href="tiny.csv"', index)
+                names = self.get(host + "/tree/names/").body.decode()
+                self.assertIn("%C3%9Cn%C3%AFc%C3%B6d%C3%A9%20folder/".lower(), names.lower())
+                self.assertEqual(self.get(host + "/tree/large/big.bin").body, data)
+                r = self.get(host + "/tree/large/big.bin", headers={"Range": "bytes=10-19"})
+                self.assertEqual((r.status, r.body), (206, data[10:20]))
+                self.assertEqual(self.get(host + "/tree/nothing.csv").status, 404)
+                self.assertEqual(self.emu.counters().get("tree"), 5)
+        self.emu.fault(route="tree", kind="latency", ms=200)
+        try:
+            t0 = time.time()
+            self.get(self.emu["python_content_url"] + "/tree/tiny.csv")
+            self.assertGreaterEqual(time.time() - t0, 0.2)
+        finally:
+            self.emu.clear_faults()
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
