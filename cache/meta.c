@@ -301,16 +301,30 @@ int meta_ino_of(struct meta *m, const char *item_id, uint64_t *ino)
 int meta_children(struct meta *m, uint64_t parent_ino,
 		  int (*fn)(void *ctx, const struct meta_item *it), void *ctx)
 {
+	return meta_children_after(m, parent_ino, NULL, -1, fn, ctx);
+}
+
+int meta_children_after(struct meta *m, uint64_t parent_ino, const char *after,
+			int limit,
+			int (*fn)(void *ctx, const struct meta_item *it),
+			void *ctx)
+{
 	int err;
 
 	pthread_mutex_lock(&m->lock);
 	sqlite3_stmt *st = cache_sqlite_prepare(
 	    m->db, "metadata store",
 	    "SELECT " ITEM_COLUMNS
-	    " FROM items WHERE parent_ino=?1 ORDER BY name",
+	    " FROM items WHERE parent_ino=?1 AND (?2 IS NULL OR name>?2)"
+	    " ORDER BY name LIMIT ?3",
 	    &err);
 	if (st) {
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)parent_ino);
+		if (after)
+			sqlite3_bind_text(st, 2, after, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, 2);
+		sqlite3_bind_int(st, 3, limit);
 		int rc;
 		while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 			struct meta_item it;

@@ -53,6 +53,12 @@ int meta_lookup(struct meta *m, uint64_t parent_ino, const char *name,
  * returned. Items are borrowed for the call. */
 int meta_children(struct meta *m, uint64_t parent_ino,
 		  int (*fn)(void *ctx, const struct meta_item *it), void *ctx);
+/* The same for the first limit children named after `after` (NULL: from
+ * the first; limit -1: all), in the same order. */
+int meta_children_after(struct meta *m, uint64_t parent_ino, const char *after,
+			int limit,
+			int (*fn)(void *ctx, const struct meta_item *it),
+			void *ctx);
 int meta_set_listed(struct meta *m, uint64_t ino, int64_t when);
 /* Marks every listed folder stale (after a resync): relisted when next
  * used, still served from the store if that fails. */

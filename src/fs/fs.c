@@ -68,6 +68,11 @@ struct fs {
 	pthread_mutex_t open_lock;
 	struct open_ino *open;
 	size_t nopen, capopen;
+	/* The last file opened, to notice a folder read in name order (cp -r,
+	 * scripts looping over files) and prefetch its next small files. */
+	pthread_mutex_t seq_lock;
+	uint64_t seq_parent;
+	char *seq_name;
 	/* statfs: quota cached for a minute */
 	pthread_mutex_t quota_lock;
 	time_t quota_at;
@@ -184,6 +189,7 @@ struct fs *fs_new(struct graph *g, struct meta *m, struct content *store,
 	pthread_mutex_init(&fs->sync_lock, NULL);
 	pthread_cond_init(&fs->sync_cond, NULL);
 	pthread_mutex_init(&fs->quota_lock, NULL);
+	pthread_mutex_init(&fs->seq_lock, NULL);
 	pthread_mutex_init(&fs->open_lock, NULL);
 	struct reader_config rc = {.chunk_size = cfg->chunk_size,
 				   .readahead = cfg->readahead,
@@ -225,6 +231,8 @@ void fs_free(struct fs *fs)
 	pthread_mutex_destroy(&fs->sync_lock);
 	pthread_cond_destroy(&fs->sync_cond);
 	pthread_mutex_destroy(&fs->quota_lock);
+	pthread_mutex_destroy(&fs->seq_lock);
+	free(fs->seq_name);
 	pthread_mutex_destroy(&fs->open_lock);
 	free(fs->open);
 	free(fs->drive_id);
@@ -628,6 +636,68 @@ static bool defer_inval(struct fs *fs, uint64_t ino)
 	return open;
 }
 
+#define PREFETCH_FILES 8
+
+struct prefetch_list {
+	struct meta_item items[PREFETCH_FILES];
+	size_t n;
+};
+
+static int collect_sibling(void *ctx, const struct meta_item *it)
+{
+	struct prefetch_list *l = ctx;
+	struct meta_item *dst = &l->items[l->n];
+
+	if (it->is_dir || !content_version(it) || l->n == PREFETCH_FILES)
+		return 0;
+	memset(dst, 0, sizeof(*dst));
+	dst->item_id = strdup(it->item_id);
+	dst->etag = it->etag ? strdup(it->etag) : NULL;
+	dst->ctag = it->ctag ? strdup(it->ctag) : NULL;
+	dst->quickxorhash = it->quickxorhash ? strdup(it->quickxorhash) : NULL;
+	dst->size = it->size;
+	if (!dst->item_id || (it->etag && !dst->etag) ||
+	    (it->ctag && !dst->ctag) ||
+	    (it->quickxorhash && !dst->quickxorhash)) {
+		meta_item_release(dst);
+		return -ENOMEM;
+	}
+	l->n++;
+	return 0;
+}
+
+/* Opens in name order within a folder (the second in a row is enough)
+ * prefetch the next few small files: with per-request latency, a script
+ * copying a folder then waits for one file at a time at most. */
+static void prefetch_siblings(struct fs *fs, const struct meta_item *it)
+{
+	struct prefetch_list l = {.n = 0};
+	bool in_order;
+
+	pthread_mutex_lock(&fs->seq_lock);
+	in_order = fs->seq_name && fs->seq_parent == it->parent_ino &&
+		   strcmp(fs->seq_name, it->name) < 0;
+	free(fs->seq_name);
+	fs->seq_name = strdup(it->name);
+	fs->seq_parent = it->parent_ino;
+	pthread_mutex_unlock(&fs->seq_lock);
+	if (!in_order || !fs->store)
+		return;
+	meta_children_after(fs->m, it->parent_ino, it->name, PREFETCH_FILES,
+			    collect_sibling, &l);
+	struct reader_file files[PREFETCH_FILES];
+	for (size_t i = 0; i < l.n; i++)
+		files[i] = (struct reader_file){
+		    .item_id = l.items[i].item_id,
+		    .version = content_version(&l.items[i]),
+		    .quickxorhash = l.items[i].quickxorhash,
+		    .size =
+			l.items[i].size < 0 ? 0 : (uint64_t)l.items[i].size};
+	reader_prefetch(fs->reader, files, l.n);
+	for (size_t i = 0; i < l.n; i++)
+		meta_item_release(&l.items[i]);
+}
+
 int fs_open(struct fs *fs, uint64_t ino, struct fs_file **out, int *keep_cache,
 	    int *size_changed)
 {
@@ -686,6 +756,7 @@ int fs_open(struct fs *fs, uint64_t ino, struct fs_file **out, int *keep_cache,
 		goto out;
 	}
 	*out = f;
+	prefetch_siblings(fs, &it);
 out:
 	meta_item_release(&it);
 	return err;
@@ -729,6 +800,7 @@ int fs_stats_json(struct fs *fs, char *out, size_t size)
 	    "\"download_retries\":%llu,\"url_refreshes\":%llu,"
 	    "\"cache_hits\":%llu,\"cache_misses\":%llu,"
 	    "\"chunks_stored\":%llu,\"readahead_chunks\":%llu,"
+	    "\"prefetched_files\":%llu,"
 	    "\"hash_verified\":%llu,\"hash_mismatches\":%llu,"
 	    "\"size_corrections\":%llu,\"store_errors\":%llu,"
 	    "\"open_files\":%llu,\"memory_bytes\":%llu,"
@@ -745,6 +817,7 @@ int fs_stats_json(struct fs *fs, char *out, size_t size)
 	    (unsigned long long)rs.cache_misses,
 	    (unsigned long long)rs.chunks_stored,
 	    (unsigned long long)rs.readahead_chunks,
+	    (unsigned long long)rs.prefetched_files,
 	    (unsigned long long)rs.hash_verified,
 	    (unsigned long long)rs.hash_mismatches,
 	    (unsigned long long)rs.size_corrections,
@@ -845,6 +918,9 @@ int fs_metrics_text(struct fs *fs, struct buf *b)
 	    {"download_url_refreshes_total", "counter",
 	     "Download URLs asked of Graph again (expired or refused).",
 	     (double)rs.url_refreshes},
+	    {"prefetched_files_total", "counter",
+	     "Small files fetched ahead of their open (folders read in order).",
+	     (double)rs.prefetched_files},
 	    {"cache_hits_total", "counter", "Chunk reads served by the cache.",
 	     (double)rs.cache_hits},
 	    {"cache_misses_total", "counter",

@@ -92,6 +92,8 @@ struct rfile {
 struct job {
 	struct rfile *f;
 	uint64_t idx;
+	bool prefetch;	/* wanted before any open: not dropped when unopened */
+	uint64_t bytes; /* counted in r->jobs_bytes until done */
 	struct job *next;
 };
 
@@ -129,13 +131,12 @@ struct reader {
 	pthread_mutex_t pool_lock;
 	char *pool[POOL_MAX];
 	unsigned npool;
-	atomic_uint bufs_out; /* chunk-sized buffers in use (not pooled) */
-	unsigned nqueued;     /* read-ahead jobs not started yet */
+	uint64_t jobs_bytes; /* expected bytes of queued and running jobs */
 
 	atomic_uint_fast64_t downloads, download_bytes, download_retries,
 	    url_refreshes, cache_hits, cache_misses, chunks_stored,
 	    readahead_chunks, hash_verified, hash_mismatches, size_corrections,
-	    store_errors;
+	    store_errors, prefetched_files;
 };
 
 struct reader_handle {
@@ -173,15 +174,12 @@ static char *buf_get(struct reader *r)
 	pthread_mutex_unlock(&r->pool_lock);
 	if (!p)
 		p = malloc(r->chunk ? r->chunk : 1);
-	if (p)
-		atomic_fetch_add(&r->bufs_out, 1);
 	return p;
 }
 
 static void buf_put(struct reader *r, char *p, size_t cap)
 {
 	if (p && cap == r->chunk) {
-		atomic_fetch_sub(&r->bufs_out, 1);
 		pthread_mutex_lock(&r->pool_lock);
 		if (r->npool < POOL_MAX) {
 			r->pool[r->npool++] = p;
@@ -728,6 +726,12 @@ static void deliver(struct reader *r, struct stream *s)
 	c->used = ++r->clock;
 	r->mem_bytes += len;
 	verify_locked(r, f);
+	if (!f->opens && c->stored && c->state == CH_READY) {
+		/* Prefetched, or its reader left: the store has it, so memory
+		 * need not (and the budget stays free for readers). */
+		chunk_forget_data(r, c);
+		c->state = CH_STORED;
+	}
 	trim_memory_locked(r);
 out:
 	s->buf = NULL;
@@ -1071,6 +1075,52 @@ static int chunk_bytes_locked(struct reader *r, struct rfile *f, uint64_t idx,
 	}
 }
 
+/* What a job for chunk idx will bring in: its length at the size known
+ * now (a page at least). */
+static uint64_t job_bytes(const struct reader *r, const struct rfile *f,
+			  uint64_t idx)
+{
+	uint64_t n = chunk_len(r, f, idx);
+
+	return n < 4096 ? 4096 : n;
+}
+
+/* Memory in use or promised stays within the budget: read-ahead and
+ * prefetch wait for readers to catch up instead. */
+static bool room_for_job_locked(struct reader *r, uint64_t need)
+{
+	if (r->mem_bytes + r->jobs_bytes + need > r->mem_budget)
+		drop_consumed_locked(r); /* never unread read-ahead */
+	return r->mem_bytes + r->jobs_bytes + need <= r->mem_budget;
+}
+
+/* Queues chunk idx of f (UNKNOWN or FAILED) for a worker. */
+static bool queue_job_locked(struct reader *r, struct rfile *f, uint64_t idx,
+			     bool prefetch)
+{
+	struct job *j = malloc(sizeof(*j));
+
+	if (!j)
+		return false;
+	j->f = f;
+	j->idx = idx;
+	j->prefetch = prefetch;
+	j->bytes = job_bytes(r, f, idx);
+	j->next = NULL;
+	if (r->jq_tail)
+		r->jq_tail->next = j;
+	else
+		r->jq_head = j;
+	r->jq_tail = j;
+	if (!f->opens && !f->jobs)
+		r->nidle--; /* busy now: not reaped */
+	f->jobs++;
+	r->jobs_bytes += j->bytes;
+	f->chunks[idx].state = CH_QUEUED;
+	pthread_cond_signal(&r->job_cond);
+	return true;
+}
+
 /* Sequential readers get the next chunks queued for the workers. */
 static void read_ahead_locked(struct reader_handle *h, uint64_t off,
 			      size_t size)
@@ -1103,14 +1153,7 @@ static void read_ahead_locked(struct reader_handle *h, uint64_t off,
 		struct chunk *c = &f->chunks[i];
 		if (c->state != CH_UNKNOWN && c->state != CH_FAILED)
 			continue;
-		/* Memory in use or promised stays within the budget: read-ahead
-		 * waits for the reader to catch up instead. */
-		uint64_t promised = (r->nqueued + 1) * r->chunk;
-		if (atomic_load(&r->bufs_out) * r->chunk + promised >
-		    r->mem_budget)
-			drop_consumed_locked(r); /* never unread read-ahead */
-		if (atomic_load(&r->bufs_out) * r->chunk + promised >
-		    r->mem_budget) {
+		if (!room_for_job_locked(r, job_bytes(r, f, i))) {
 			to = i - 1;
 			break;
 		}
@@ -1119,22 +1162,9 @@ static void read_ahead_locked(struct reader_handle *h, uint64_t off,
 			c->state = CH_STORED;
 			continue;
 		}
-		struct job *j = malloc(sizeof(*j));
-		if (!j)
+		if (!queue_job_locked(r, f, i, false))
 			break;
-		j->f = f;
-		j->idx = i;
-		j->next = NULL;
-		if (r->jq_tail)
-			r->jq_tail->next = j;
-		else
-			r->jq_head = j;
-		r->jq_tail = j;
-		f->jobs++;
-		r->nqueued++;
-		c->state = CH_QUEUED;
 		atomic_fetch_add(&r->readahead_chunks, 1);
-		pthread_cond_signal(&r->job_cond);
 	}
 	if (to + 1 > h->ahead)
 		h->ahead = to + 1;
@@ -1197,16 +1227,19 @@ static void *worker_main(void *arg)
 		r->jq_head = j->next;
 		if (!r->jq_head)
 			r->jq_tail = NULL;
-		r->nqueued--;
 		struct rfile *f = j->f;
-		uint64_t idx = j->idx;
+		uint64_t idx = j->idx, bytes = j->bytes;
+		bool prefetch = j->prefetch;
 		free(j);
 		if (idx >= f->nchunks || f->chunks[idx].state != CH_QUEUED) {
+			r->jobs_bytes -= bytes;
 			rfile_unref_job_locked(r, f);
 			continue;
 		}
-		if (!f->opens || f->dead) { /* nobody waits for it any more */
+		if ((!f->opens && !prefetch) || f->dead) {
+			/* Read-ahead whose reader has gone: nobody waits. */
 			f->chunks[idx].state = CH_UNKNOWN;
+			r->jobs_bytes -= bytes;
 			rfile_unref_job_locked(r, f);
 			continue;
 		}
@@ -1214,6 +1247,7 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&r->lock);
 		fetch_chunk(r, f, idx);
 		pthread_mutex_lock(&r->lock);
+		r->jobs_bytes -= bytes;
 		rfile_unref_job_locked(r, f);
 	}
 	pthread_mutex_unlock(&r->lock);
@@ -1482,6 +1516,42 @@ out:
 	return reader_errno(err);
 }
 
+int reader_prefetch(struct reader *r, const struct reader_file *files, size_t n)
+{
+	int queued = 0;
+
+	/* Only into the store: prefetched bytes must not crowd memory. */
+	if (!r->store || !r->nstarted)
+		return 0;
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < n && !r->stop; i++) {
+		const struct reader_file *in = &files[i];
+		if (in->size > r->small ||
+		    !room_for_job_locked(r, in->size < 4096 ? 4096 : in->size))
+			continue;
+		struct rfile *f =
+		    rfile_find_locked(r, in->item_id, in->version);
+		if (!f)
+			f = rfile_new_locked(r, in);
+		if (!f || f->dead || f->nchunks != 1)
+			continue;
+		struct chunk *c = &f->chunks[0];
+		if (c->state != CH_UNKNOWN)
+			continue; /* stored, in memory, queued or failed */
+		if (content_has(r->store, f->item_id, f->version, 0)) {
+			c->state = CH_STORED;
+			continue;
+		}
+		if (queue_job_locked(r, f, 0, true)) {
+			atomic_fetch_add(&r->prefetched_files, 1);
+			queued++;
+		}
+	}
+	reap_idle_locked(r);
+	pthread_mutex_unlock(&r->lock);
+	return queued;
+}
+
 void reader_release(struct reader_handle *h)
 {
 	struct reader *r;
@@ -1541,6 +1611,7 @@ void reader_get_stats(struct reader *r, struct reader_stats *out)
 	out->cache_misses = atomic_load(&r->cache_misses);
 	out->chunks_stored = atomic_load(&r->chunks_stored);
 	out->readahead_chunks = atomic_load(&r->readahead_chunks);
+	out->prefetched_files = atomic_load(&r->prefetched_files);
 	out->hash_verified = atomic_load(&r->hash_verified);
 	out->hash_mismatches = atomic_load(&r->hash_mismatches);
 	out->size_corrections = atomic_load(&r->size_corrections);

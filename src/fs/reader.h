@@ -56,6 +56,13 @@ struct reader_file {
 	uint64_t size;		  /* listed size */
 };
 
+/* Fetches small files (up to small_file) into the store ahead of their
+ * opens, within the memory budget, without blocking: a folder being read
+ * in order gets its next files while the current one is copied. Needs the
+ * cache. Returns how many were queued. */
+int reader_prefetch(struct reader *r, const struct reader_file *files,
+		    size_t n);
+
 struct reader_open_result {
 	uint64_t size;	  /* the real size: served, or listed when cached */
 	int size_changed; /* differs from the listed size */
@@ -86,6 +93,7 @@ struct reader_stats {
 	uint64_t cache_misses;	/* chunks fetched over the network */
 	uint64_t chunks_stored;
 	uint64_t readahead_chunks; /* chunks queued ahead of readers */
+	uint64_t prefetched_files; /* small files fetched before their open */
 	uint64_t hash_verified;
 	uint64_t hash_mismatches;
 	uint64_t size_corrections;

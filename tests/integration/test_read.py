@@ -192,6 +192,26 @@ class Bytes(ReadCase):
         self.assertTrue(all(e["status"] == 206 for e in broken), broken)
         self.assertGreaterEqual(s["download_retries"], len(broken), s)
 
+    def test_folder_read_in_order_is_prefetched(self):
+        m = self.mount(cache="cache-prefetch")
+        os.listdir(os.path.join(m.mountpoint, "many"))
+        self.emu.reset()
+        self.emu.fault(route="download", kind="latency", ms=100)
+        dst = os.path.join(self.tmp, "many-copy")
+        try:
+            subprocess.run(["cp", "-r", os.path.join(m.mountpoint, "many"), dst], check=True)
+        finally:
+            self.emu.clear_faults()
+        for rel in files_under(os.path.join(self.emu["dataset_dir"], "many")):
+            self.assert_same_file(os.path.join(dst, rel), self.dataset("many/" + rel))
+        s = stats(m)
+        self.assertGreaterEqual(s["prefetched_files"], 10, s)
+        log = sorted(self.emu.requests("download"), key=lambda e: e["t"])
+        self.assertEqual(len(log), 20)  # each file once
+        # Downloads overlap: the next files were fetched while one was copied.
+        overlapping = sum(1 for a, b in zip(log, log[1:]) if b["t"] < a["end"])
+        self.assertGreaterEqual(overlapping, 5, log)
+
     def test_cache_off_streams_without_storing(self):
         m = self.mount(cache="cache-off", opts="cache=off,chunk_size=1M")
         for rel in ("large/big.bin", "reports/big-export.csv", "empty.csv", "tiny.csv"):

@@ -63,6 +63,13 @@ static int count_child(void *ctx, const struct meta_item *it)
 	return 0;
 }
 
+static int append_name(void *ctx, const struct meta_item *it)
+{
+	strcat(ctx, it->name);
+	strcat(ctx, "/");
+	return 0;
+}
+
 static void test_items_and_inodes(void **state)
 {
 	int err;
@@ -111,6 +118,22 @@ static void test_items_and_inodes(void **state)
 	int n = 0;
 	assert_int_equal(meta_children(m, root, count_child, &n), 0);
 	assert_int_equal(n, 2);
+	/* A window of children after a name, in name order. */
+	put(m, "F1", root, "b.csv", 0, 1);
+	put(m, "F2", root, "c.csv", 0, 1);
+	put(m, "F3", root, "d.csv", 0, 1);
+	char seen[64] = "";
+	assert_int_equal(
+	    meta_children_after(m, root, "b.csv", 2, append_name, seen), 0);
+	assert_string_equal(seen, "c.csv/d.csv/");
+	seen[0] = '\0';
+	assert_int_equal(
+	    meta_children_after(m, root, "moved.csv", 5, append_name, seen), 0);
+	assert_string_equal(seen, "reports/");
+	seen[0] = '\0';
+	assert_int_equal(
+	    meta_children_after(m, root, NULL, 1, append_name, seen), 0);
+	assert_string_equal(seen, "b.csv/");
 	assert_int_equal(meta_delete_subtree(m, a), 0);
 	uint64_t ino;
 	assert_int_equal(meta_ino_of(m, "DF", &ino), -ENOENT);
