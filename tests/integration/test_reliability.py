@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Reliability and secret hygiene against real mounts: a daemon killed
+mid-download leaves a consistent cache that serves only right bytes; no
+token, assertion or pre-authenticated URL reaches logs or cache files; the
+cache is private; a wrong CA fails clearly; other users cannot read a mount
+made without allow_other."""
+
+import glob
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from mount_helpers import SPFS, MountCase, wait_until, webhook_env  # noqa: E402
+
+MiB = 1 << 20
+JWT = re.compile(rb"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(MiB), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+class Crash(MountCase):
+    start_args = ["--profile", "test", "--many", "20", "--large-size", str(48 * MiB)]
+
+    def test_kill_9_mid_download_then_remount_on_the_same_cache(self):
+        cache = os.path.join(self.tmp, "cache-crash")
+        m = self.mount(cache="cache-crash", opts="chunk_size=1M")
+        # Slow downloads so the kill lands while chunks are being written.
+        self.emu.fault(route="download", kind="latency", ms=40)
+        rels = ["large/big.bin", "reports/big-export.csv", "reports/2026/q5.csv",
+                "finance/budget 2026.xlsx"]
+        readers = [subprocess.Popen(["cat", os.path.join(m.mountpoint, r)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                   for r in rels]
+        self.assertTrue(wait_until(lambda: stat_chunks(m) >= 4, 20))
+        m.proc.send_signal(signal.SIGKILL)
+        m.proc.wait()
+        for r in readers:
+            r.wait(20)  # errors (ENOTCONN), never a hang
+        self.emu.clear_faults()
+        subprocess.run(["fusermount3", "-uz", m.mountpoint], check=False)
+        dbs = glob.glob(os.path.join(cache, "*.db"))
+        self.assertEqual(len(dbs), 2, dbs)
+        for db in dbs:
+            out = subprocess.run(["sqlite3", db, "PRAGMA integrity_check"], check=True,
+                                 capture_output=True, text=True).stdout.strip()
+            self.assertEqual(out, "ok", db)
+        m2 = self.mount(name="mnt2", cache="cache-crash", opts="chunk_size=1M")
+        for r in rels:
+            self.assertEqual(sha256(os.path.join(m2.mountpoint, r)),
+                             sha256(os.path.join(self.emu["dataset_dir"], r)), r)
+        s = json.loads(os.getxattr(m2.mountpoint, "user.spfs.stats"))
+        self.assertGreater(s["cache_hits"], 0, "nothing stored before the kill survived")
+        self.assertEqual(s["hash_mismatches"], 0)
+
+
+def stat_chunks(m):
+    try:
+        return json.loads(os.getxattr(m.mountpoint, "user.spfs.stats"))["chunks_stored"]
+    except OSError:
+        return 0
+
+
+class Secrets(MountCase):
+    start_args = ["--profile", "test", "--many", "20", "--large-size", str(2 * MiB)]
+
+    def test_no_secret_in_logs_or_cache_and_private_files(self):
+        cache = os.path.join(self.tmp, "cache-secrets")
+        m = self.mount(cache="cache-secrets",
+                       opts="log_level=trace,poll_interval=1,token_file=" + self.emu["sa_token_file"])
+        paths = [os.path.join(d, n) for d, _, files in os.walk(m.mountpoint) for n in files]
+        # Expired download URLs and a Graph 401 put refreshes, with their
+        # URLs and tokens, in the log's way.
+        self.emu.call("POST", "download-urls", {"expire_now": True})
+        self.emu.fault(route="children", kind="expired_token", count=1)
+        for p in paths:
+            with open(p, "rb") as f:
+                f.read()
+        self.emu.mutate("modify", "tiny.csv", text="b\n")
+        self.assertTrue(wait_until(
+            lambda: open(os.path.join(m.mountpoint, "tiny.csv"), "rb").read() == b"b\n", 15))
+        os.listdir(os.path.join(m.mountpoint, "names"))
+        m.stop()
+
+        with open(self.emu["sa_token_file"], "rb") as f:
+            assertion = f.read().strip()
+        with open(self.emu["client_secret_file"], "rb") as f:
+            secret = f.read().strip()
+        files = [m.log_path] + [p for p in glob.glob(os.path.join(cache, "*")) if os.path.isfile(p)]
+        log = open(m.log_path, "rb").read()
+        self.assertIn(b" debug: ", log)  # the most verbose level was on
+        self.assertIn(b"getting a fresh one", log)
+        for path in files:
+            data = open(path, "rb").read()
+            self.assertIsNone(JWT.search(data), f"a JWT in {path}")
+            self.assertNotIn(assertion, data, path)
+            self.assertNotIn(secret, data, path)
+            self.assertNotIn(b"tempauth=", data, f"a pre-authenticated URL in {path}")
+            self.assertNotIn(b"Bearer ", data, path)
+        # The cache is private to the mounting user.
+        self.assertEqual(os.stat(cache).st_mode & 0o777, 0o700)
+        for path in files[1:]:
+            self.assertEqual(os.stat(path).st_mode & 0o077, 0, path)
+
+    def test_wrong_ca_is_a_clear_error(self):
+        ca = "/etc/ssl/certs/ca-certificates.crt"
+        if not os.path.exists(ca):
+            self.skipTest("no system CA bundle")
+        r = subprocess.run([SPFS, "--check", self.emu["site_url"], "-o",
+                            f"graph_url={self.emu['graph_url']},cafile={ca}"],
+                           env=webhook_env(self.emu), capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(r.returncode, 0)
+        text = (r.stdout + r.stderr).lower()
+        self.assertIn("certificate", text)
+        self.assertNotIn("result: ok", text)
+
+    def test_other_users_need_allow_other(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to read as another user")
+        os.chmod(self.tmp, 0o755)  # others may walk to the mount point
+        m = self.mount(cache="cache-users")
+        p = os.path.join(m.mountpoint, "README.txt")
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "cat", p]
+        r = subprocess.run(as_nobody, capture_output=True, text=True)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("Permission denied", r.stderr)
+        m.stop()
+        m = self.mount(name="mnt-other", cache="cache-users", opts="allow_other")
+        r = subprocess.run(as_nobody[:-1] + [os.path.join(m.mountpoint, "README.txt")],
+                           capture_output=True)
+        with open(os.path.join(self.emu["dataset_dir"], "README.txt"), "rb") as f:
+            self.assertEqual((r.returncode, r.stdout), (0, f.read()))
+        # Read-only for everyone, root included.
+        with self.assertRaises(OSError):
+            open(os.path.join(m.mountpoint, "README.txt"), "a")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
