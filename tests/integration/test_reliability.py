@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -72,6 +73,45 @@ def stat_chunks(m):
         return json.loads(os.getxattr(m.mountpoint, "user.spfs.stats"))["chunks_stored"]
     except OSError:
         return 0
+
+
+class Chaos(MountCase):
+    start_args = ["--profile", "test", "--many", "30", "--large-size", str(6 * MiB)]
+
+    def test_cp_r_through_throttling_resets_and_latency(self):
+        m = self.mount(cache="cache-chaos", opts="chunk_size=1M,poll_interval=0")
+        self.emu.reset()
+        graph = ["children", "item", "item_by_path", "delta", "content", "download"]
+        self.emu.fault(route=graph, kind="throttle", rate=0.2, retry_after=1)
+        self.emu.fault(route=graph, kind="throttle", rate=0.05, retry_after=2, status=503)
+        self.emu.fault(route="download", kind="reset", rate=0.1, after_bytes=50000)
+        self.emu.fault(route="download", kind="truncate", rate=0.1, after_bytes=70000)
+        self.emu.fault(route="*", kind="latency", ms=50)
+        dst = os.path.join(self.tmp, "chaos-copy")
+        t0 = time.time()
+        try:
+            r = subprocess.run(["cp", "-r", m.mountpoint + "/.", dst], capture_output=True,
+                               text=True, timeout=600)
+        finally:
+            self.emu.clear_faults()
+        self.assertEqual(r.returncode, 0, r.stderr)  # no EIO anywhere
+        for d, _, files in os.walk(self.emu["dataset_dir"]):
+            for n in files:
+                rel = os.path.relpath(os.path.join(d, n), self.emu["dataset_dir"])
+                self.assertEqual(sha256(os.path.join(dst, rel)), sha256(os.path.join(d, n)), rel)
+        log = [e for e in self.emu.requests() if e["route"] in graph]
+        throttled = [e for e in log if e["status"] in (429, 503) and e.get("retry_after")]
+        self.assertGreater(len(throttled), 3, "the chaos did not happen")
+        # After Graph throttles, no Graph request arrives before Retry-After
+        # has passed, except those already on their way when the answer
+        # came (sent before spfs saw it: allow 0.25 s for the 50 ms latency
+        # and a connection set-up). Download hosts throttle on their own.
+        api = [e for e in log if e["route"] != "download"]
+        for t in (e for e in throttled if e["route"] != "download"):
+            early = [e for e in api if t["end"] + 0.25 < e["t"] < t["end"] + t["retry_after"] - 0.05]
+            self.assertEqual(early, [], f"requests within Retry-After of {t}")
+        print(f"chaos copy: {time.time() - t0:.1f} s, {len(log)} requests, "
+              f"{len(throttled)} throttled", file=sys.stderr)
 
 
 class Secrets(MountCase):
