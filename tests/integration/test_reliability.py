@@ -5,6 +5,7 @@ token, assertion or pre-authenticated URL reaches logs or cache files; the
 cache is private; a wrong CA fails clearly; other users cannot read a mount
 made without allow_other."""
 
+import errno
 import glob
 import hashlib
 import json
@@ -13,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -112,6 +114,68 @@ class Chaos(MountCase):
             self.assertEqual(early, [], f"requests within Retry-After of {t}")
         print(f"chaos copy: {time.time() - t0:.1f} s, {len(log)} requests, "
               f"{len(throttled)} throttled", file=sys.stderr)
+
+
+class RemoteEdits(MountCase):
+    start_args = ["--profile", "test", "--many", "5", "--large-size", str(1 * MiB)]
+
+    def test_modified_and_deleted_while_read_in_loops(self):
+        m = self.mount(cache="cache-edits", opts="poll_interval=1,chunk_size=64K")
+        path = os.path.join(m.mountpoint, "reports", "2026", "q2.csv")
+        with open(os.path.join(self.emu["dataset_dir"], "reports", "2026", "q2.csv"), "rb") as f:
+            versions = {f.read()}
+        lock = threading.Lock()
+        stop = threading.Event()
+        bad, reads, errors = [], [0], []
+
+        def reader():
+            while not stop.is_set():
+                try:
+                    with open(path, "rb") as f:
+                        data = f.read()
+                except OSError as e:
+                    errors.append(e.errno)  # allowed: the version went away
+                    continue
+                with lock:
+                    reads[0] += 1
+                    if data not in versions:
+                        bad.append(data[:80])
+
+        threads = [threading.Thread(target=reader) for _ in range(3)]
+        for t in threads:
+            t.start()
+        try:
+            for i in range(12):
+                # Sizes that cross chunk boundaries, different every time.
+                text = "".join(f"v{i},{n}\n" for n in range(3000 + 997 * i))
+                with lock:
+                    versions.add(text.encode())
+                self.emu.mutate("modify", "reports/2026/q2.csv", text=text)
+                time.sleep(0.3)
+            time.sleep(2.5)  # the last version reaches the mount
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(30)
+        self.assertEqual(bad, [], "a read returned bytes of no single version")
+        self.assertGreater(reads[0], 20)
+        print(f"remote edits: {reads[0]} reads of {len(versions)} versions, "
+              f"errors {sorted(set(errors))}", file=sys.stderr)
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), text.encode())
+        self.assertTrue(set(errors) <= {errno.EIO, errno.ESTALE, errno.ENOENT}, errors)
+
+        # Deleted remotely: the next open says ENOENT once delta saw it.
+        victim = os.path.join(m.mountpoint, "reports", "2026", "q1.csv")
+        with open(victim, "rb") as held:
+            self.emu.mutate("delete", "reports/2026/q1.csv")
+            self.assertTrue(wait_until(lambda: not os.path.exists(victim), 10))
+            try:  # the open handle finishes or fails cleanly
+                held.read()
+            except OSError as e:
+                self.assertIn(e.errno, (errno.EIO, errno.ENOENT, errno.ESTALE))
+        with self.assertRaises(FileNotFoundError):
+            open(victim, "rb")
 
 
 class Secrets(MountCase):
