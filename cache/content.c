@@ -174,6 +174,13 @@ static uint64_t chunk_len_locked(struct content *c, const char *item_id,
 	return len;
 }
 
+/* Transaction control for content_put: a full disk fails every put, and
+ * the caller reports that once, so these stay quiet. */
+static int quiet_exec(sqlite3 *db, const char *sql)
+{
+	return cache_sqlite_errno(sqlite3_exec(db, sql, NULL, NULL, NULL));
+}
+
 int content_put(struct content *c, const char *item_id, const char *version,
 		uint64_t index, const void *data, size_t len,
 		const unsigned char *fold)
@@ -185,7 +192,7 @@ int content_put(struct content *c, const char *item_id, const char *version,
 	pthread_mutex_lock(&c->lock);
 	uint64_t old = chunk_len_locked(c, item_id, version, index);
 	/* One transaction: a row never exists without its whole blob. */
-	err = cache_sqlite_exec(c->db, "content store", "BEGIN IMMEDIATE");
+	err = quiet_exec(c->db, "BEGIN IMMEDIATE");
 	if (err)
 		goto out;
 	st = cache_sqlite_prepare(
@@ -225,7 +232,7 @@ int content_put(struct content *c, const char *item_id, const char *version,
 	sqlite3_finalize(st);
 	if (err)
 		goto rollback;
-	err = cache_sqlite_exec(c->db, "content store", "COMMIT");
+	err = quiet_exec(c->db, "COMMIT");
 	if (err)
 		goto rollback;
 	c->bytes = c->bytes - old + len;
@@ -233,7 +240,9 @@ int content_put(struct content *c, const char *item_id, const char *version,
 		c->chunks++;
 	goto out;
 rollback:
-	cache_sqlite_exec(c->db, "content store", "ROLLBACK");
+	/* A failed COMMIT may have rolled back already (SQLITE_FULL). */
+	if (!sqlite3_get_autocommit(c->db))
+		quiet_exec(c->db, "ROLLBACK");
 out:
 	pthread_mutex_unlock(&c->lock);
 	return err;

@@ -218,11 +218,18 @@ static int run_mount(struct options *o)
 		uint64_t cap = o->cache_size;
 		struct statvfs sv;
 		if (!cap) {
-			/* 10% of the cache's filesystem, at least 1 GiB. */
+			/* 10% of the cache's filesystem, at least 1 GiB, but
+			 * never more than half of it: the metadata needs room
+			 * too on a small volume. */
 			cap = 1ull << 30;
-			if (statvfs(dir, &sv) == 0 &&
-			    (uint64_t)sv.f_blocks * sv.f_frsize / 10 > cap)
-				cap = (uint64_t)sv.f_blocks * sv.f_frsize / 10;
+			if (statvfs(dir, &sv) == 0) {
+				uint64_t fs_bytes =
+				    (uint64_t)sv.f_blocks * sv.f_frsize;
+				if (fs_bytes / 10 > cap)
+					cap = fs_bytes / 10;
+				if (fs_bytes && cap > fs_bytes / 2)
+					cap = fs_bytes / 2;
+			}
 		}
 		snprintf(path, sizeof(path), "%s/library-%s.content.db", dir,
 			 name);

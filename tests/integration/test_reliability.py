@@ -178,6 +178,48 @@ class RemoteEdits(MountCase):
             open(victim, "rb")
 
 
+class DiskFull(MountCase):
+    start_args = ["--profile", "test", "--many", "5", "--large-size", str(24 * MiB)]
+
+    def test_full_cache_disk_still_serves_right_bytes(self):
+        if os.geteuid() != 0:
+            self.skipTest("mounting a small tmpfs needs root")
+        cache = os.path.join(self.tmp, "small-disk")
+        os.makedirs(cache)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", cache],
+                       check=True)
+        self.addCleanup(subprocess.run, ["umount", "-l", cache], check=False)
+        m = self.mount(cache="small-disk", opts="chunk_size=1M")
+        for _ in os.walk(m.mountpoint):  # the tree is known before the disk fills
+            pass
+        # Something else fills the disk.
+        with open(os.path.join(cache, "filler"), "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * MiB)
+                    f.flush()
+            except OSError:
+                pass
+        for rel in ("large/big.bin", "reports/big-export.csv", "tiny.csv"):
+            self.assertEqual(sha256(os.path.join(m.mountpoint, rel)),
+                             sha256(os.path.join(self.emu["dataset_dir"], rel)), rel)
+        # Again, and a listing, while the disk is still full.
+        self.assertEqual(sha256(os.path.join(m.mountpoint, "large", "big.bin")),
+                         sha256(os.path.join(self.emu["dataset_dir"], "large", "big.bin")))
+        self.assertIn("q1.csv", os.listdir(os.path.join(m.mountpoint, "reports", "2026")))
+        s = json.loads(os.getxattr(m.mountpoint, "user.spfs.stats"))
+        self.assertGreater(s["store_errors"], 0, s)
+        m.stop()
+        log = m.read_log()
+        self.assertEqual(log.count("cannot store"), 1, log)  # said once
+        self.assertLess(log.count("\n"), 20, log)  # and not once per chunk
+        os.unlink(os.path.join(cache, "filler"))
+        for db in glob.glob(os.path.join(cache, "*.db")):
+            out = subprocess.run(["sqlite3", db, "PRAGMA integrity_check"], check=True,
+                                 capture_output=True, text=True).stdout.strip()
+            self.assertEqual(out, "ok", db)
+
+
 class Secrets(MountCase):
     start_args = ["--profile", "test", "--many", "20", "--large-size", str(2 * MiB)]
 
