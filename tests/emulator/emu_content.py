@@ -134,16 +134,7 @@ class ContentApp:
                                                       time.gmtime(modified))}
             if current:
                 headers["ETag"] = etag
-            rng = req.header("Range")
-            span = parse_range(rng, size) if rng else "ignore"
-            if span is None:
-                headers["Content-Range"] = f"bytes */{size}"
-                return send_bytes(req, 416, b"", headers, None)
-            if span == "ignore":
-                return send_file_range(req, 200, f, 0, size, headers)
-            start, end = span
-            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-            send_file_range(req, 206, f, start, end - start + 1, headers)
+            self._send_ranged(req, f, size, headers)
 
     def _tree(self, req):
         """The default library as a plain web tree, for benchmarks of tools
@@ -180,16 +171,21 @@ class ContentApp:
                        "Accept-Ranges": "bytes", "ETag": etag,
                        "Last-Modified": time.strftime("%a, %d %b %Y %H:%M:%S GMT",
                                                       time.gmtime(modified))}
-            rng = req.header("Range")
-            span = parse_range(rng, size) if rng else "ignore"
-            if span is None:
-                headers["Content-Range"] = f"bytes */{size}"
-                return send_bytes(req, 416, b"", headers, None)
-            if span == "ignore":
-                return send_file_range(req, 200, f, 0, size, headers)
-            start, end = span
-            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-            send_file_range(req, 206, f, start, end - start + 1, headers)
+            self._send_ranged(req, f, size, headers)
+
+    @staticmethod
+    def _send_ranged(req, f, size, headers):
+        """The whole file (200), the Range asked for (206) or 416."""
+        rng = req.header("Range")
+        span = parse_range(rng, size) if rng else "ignore"
+        if span is None:
+            headers["Content-Range"] = f"bytes */{size}"
+            return send_bytes(req, 416, b"", headers, None)
+        if span == "ignore":
+            return send_file_range(req, 200, f, 0, size, headers)
+        start, end = span
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        send_file_range(req, 206, f, start, end - start + 1, headers)
 
     @staticmethod
     def _size(f):
