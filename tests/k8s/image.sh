@@ -26,6 +26,11 @@ closure=$(apt-cache depends --recurse --no-recommends --no-suggests \
 	sed -n 's/^\([a-z0-9][^ <:]*\).*/\1/p; s/^ *\(Pre\)\{0,1\}Depends: \([^ <:]*\).*/\2/p' |
 	sort -u)
 closure="$closure libc6"
+# A sanitizer build (scripts/test's build/asan) links the sanitizer
+# runtimes, which an image never ships: not counted.
+if ldd "$spfs" | grep -q 'libasan\|libubsan'; then
+	closure="$closure libasan8 libubsan1 libstdc++6"
+fi
 n=0
 for lib in $(ldd "$spfs" | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p'); do
 	real=$(readlink -f "$lib")
