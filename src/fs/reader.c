@@ -925,9 +925,15 @@ static int fetch_chunk(struct reader *r, struct rfile *f, uint64_t idx)
 /* ---- reading --------------------------------------------------------------
  */
 
+/* What open and read may tell an application: EIO for any failure to get
+ * the bytes (a version gone, a reset connection, a timeout), EACCES when
+ * the service refuses them, ENOMEM. A network errno such as ECONNRESET
+ * would puzzle cat and cp. */
 static int reader_errno(int err)
 {
-	return err == -ESTALE || err == -ENOENT ? -EIO : err;
+	if (err >= 0 || err == -EACCES || err == -ENOMEM || err == -EINTR)
+		return err;
+	return -EIO;
 }
 
 /* Copies up to n bytes at offset in of chunk idx into dst; *got receives
