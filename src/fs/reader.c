@@ -936,8 +936,6 @@ static int reader_errno(int err)
 	return -EIO;
 }
 
-/* Copies up to n bytes at offset in of chunk idx into dst; *got receives
- * the count. r->lock held on entry and exit. */
 /* Loads a stored chunk into memory whole (one pass over its blob) so a
  * sequential reader's next pieces are memory copies. r->lock held; 0 when
  * the chunk is READY now, -ENOENT when the store does not have it. */
@@ -1002,6 +1000,8 @@ static int piece_from_store_locked(struct reader *r, struct rfile *f,
 	return 0;
 }
 
+/* Copies up to n bytes at offset in of chunk idx into dst; *got receives
+ * the count. r->lock held on entry and exit. */
 static int chunk_bytes_locked(struct reader *r, struct rfile *f, uint64_t idx,
 			      uint64_t in, char *dst, size_t n, bool whole,
 			      size_t *got)
