@@ -12,7 +12,9 @@
 
 #include "graph/graph.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <json-c/json.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -207,20 +209,26 @@ int graph_status_errno(long status)
 	}
 }
 
-/* The most specific error code: error.code, then nested inner errors. */
-static void error_code(const struct http_response *resp, char *out, size_t cap)
+/* The most specific error code: error.code, then nested inner errors. The
+ * code goes into a log line, so anything but [A-Za-z0-9._-] becomes '?'. */
+void graph_error_code(const char *body, size_t len, char *out, size_t cap)
 {
 	struct json_object *root = NULL, *err, *v;
+	struct json_tokener *tok;
 
-	snprintf(out, cap, "-");
-	if (!resp->body.data || !resp->body.len)
+	if (!cap)
 		return;
-	root = json_tokener_parse(resp->body.data);
+	snprintf(out, cap, "-");
+	if (!body || !len || len > INT32_MAX || !(tok = json_tokener_new()))
+		return;
+	root = json_tokener_parse_ex(tok, body, (int)len);
+	json_tokener_free(tok);
 	if (root && json_object_object_get_ex(root, "error", &err) &&
 	    json_object_is_type(err, json_type_object)) {
 		for (int depth = 0; err && depth < 8; depth++) {
 			if (json_object_object_get_ex(err, "code", &v) &&
-			    json_object_is_type(v, json_type_string))
+			    json_object_is_type(v, json_type_string) &&
+			    json_object_get_string_len(v) > 0)
 				snprintf(out, cap, "%s",
 					 json_object_get_string(v));
 			struct json_object *inner = NULL;
@@ -234,13 +242,16 @@ static void error_code(const struct http_response *resp, char *out, size_t cap)
 		}
 	}
 	json_object_put(root);
+	for (char *c = out; *c; c++)
+		if (!isalnum((unsigned char)*c) && !strchr("._-", *c))
+			*c = '?';
 }
 
 int graph_fail(const char *what, const struct http_response *resp)
 {
 	char code[96];
 
-	error_code(resp, code, sizeof(code));
+	graph_error_code(resp->body.data, resp->body.len, code, sizeof(code));
 	log_warn("%s: HTTP %ld %s (request-id %s, client-request-id %s)", what,
 		 resp->status, code, resp->request_id ? resp->request_id : "-",
 		 resp->client_request_id);

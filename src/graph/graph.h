@@ -49,6 +49,11 @@ int graph_status_errno(long status);
  */
 int graph_fail(const char *what, const struct http_response *resp);
 
+/* The error code of a Graph error body ({"error": {"code", "innerError"}}),
+ * the innermost one present, into out (always terminated; "-" when there is
+ * none; only [A-Za-z0-9._-], other bytes as '?'). For graph_fail, fuzzing. */
+void graph_error_code(const char *body, size_t len, char *out, size_t cap);
+
 /*
  * One GET of a pre-authenticated download URL (no Authorization header ever:
  * the URL is the credential), used byte for byte. length 0 asks for

@@ -3,7 +3,8 @@
  * driveItem JSON -> struct graph_item, and the paged walks (children, delta).
  * json-c objects never leave this file. Every page is bounded by the HTTP
  * layer's body limit; a nextLink seen before ends the walk with -ELOOP, and
- * a walk has a page budget, so a misbehaving service cannot loop us forever.
+ * a walk has a page budget and a budget of consecutive empty pages, so a
+ * misbehaving service cannot loop us forever.
  */
 #include "config.h"
 
@@ -22,6 +23,8 @@
 
 #define PAGE_BUDGET  100000
 #define RECENT_LINKS 8
+/* Real services send an empty page now and then, not hundreds in a row. */
+#define EMPTY_PAGE_BUDGET 200
 #define SELECT                                                                 \
 	"id,name,size,eTag,cTag,file,folder,package,root,deleted,malware,"     \
 	"fileSystemInfo,lastModifiedDateTime,createdDateTime,parentReference," \
@@ -226,6 +229,15 @@ static struct json_object *parse_body(const struct http_response *resp)
 		json_object_put(obj);
 		obj = NULL;
 	}
+	/* Bytes after the object: a body spliced or corrupted on the way. */
+	for (size_t i = obj ? json_tokener_get_parse_end(tok) : resp->body.len;
+	     i < resp->body.len; i++) {
+		if (!memchr(" \t\r\n", resp->body.data[i], 4)) {
+			json_object_put(obj);
+			obj = NULL;
+			break;
+		}
+	}
 	json_tokener_free(tok);
 	return obj;
 }
@@ -368,6 +380,72 @@ int graph_item_get_by_path(struct graph *g, const char *drive_id,
 
 /* Walks pages from first_url. For delta, *final_link receives the
  * deltaLink; on 410, *resync_url the Location. */
+int graph_page_parse(const char *json, size_t len, const char *what,
+		     graph_item_fn fn, void *ctx, struct graph_page *out)
+{
+	struct http_response r;
+	struct json_object *o = NULL, *value;
+	int err = 0;
+
+	memset(out, 0, sizeof(*out));
+	http_response_init(&r);
+	if (buf_append(&r.body, json, len)) {
+		err = -ENOMEM;
+		goto out;
+	}
+	o = parse_body(&r);
+	value = member(o, "value", json_type_array);
+	if (!value) {
+		log_warn("%s: malformed page (no JSON value array), %zu bytes",
+			 what, len);
+		err = -EIO;
+		goto out;
+	}
+	size_t n = json_object_array_length(value);
+	for (size_t i = 0; i < n && !err; i++) {
+		struct graph_item it;
+		int perr =
+		    item_from_json(json_object_array_get_idx(value, i), &it);
+		if (perr == -EINVAL) {
+			out->skipped++;
+			continue;
+		}
+		if (perr) {
+			err = perr;
+			break;
+		}
+		out->items++;
+		err = fn(ctx, &it);
+		graph_item_release(&it);
+	}
+	if (out->skipped)
+		log_warn("%s: skipped %zu item(s) with invalid fields or names",
+			 what, out->skipped);
+	struct json_object *next =
+	    member(o, "@odata.nextLink", json_type_string);
+	struct json_object *delta =
+	    member(o, "@odata.deltaLink", json_type_string);
+	if (!err && next &&
+	    !(out->next_link = strdup(json_object_get_string(next))))
+		err = -ENOMEM;
+	if (!err && delta &&
+	    !(out->delta_link = strdup(json_object_get_string(delta))))
+		err = -ENOMEM;
+out:
+	json_object_put(o);
+	http_response_release(&r);
+	if (err)
+		graph_page_release(out);
+	return err;
+}
+
+void graph_page_release(struct graph_page *p)
+{
+	free(p->next_link);
+	free(p->delta_link);
+	p->next_link = p->delta_link = NULL;
+}
+
 static int walk(struct graph *g, const char *first_url, const char *what,
 		graph_item_fn fn, void *ctx, char **final_link,
 		char **resync_url)
@@ -375,12 +453,21 @@ static int walk(struct graph *g, const char *first_url, const char *what,
 	char *recent[RECENT_LINKS] = {0};
 	char *url = strdup(first_url);
 	struct http_response resp;
+	int empty_run = 0;
 	int err = 0;
 
 	http_response_init(&resp);
-	if (!url)
+	/* The first link counts as seen: a page linking to itself stops at
+	 * the second request. */
+	recent[RECENT_LINKS - 1] = strdup(first_url);
+	if (!url || !recent[RECENT_LINKS - 1]) {
+		free(url);
+		free(recent[RECENT_LINKS - 1]);
 		return -ENOMEM;
+	}
 	for (int page = 0; url; page++) {
+		struct graph_page p;
+
 		if (page >= PAGE_BUDGET) {
 			log_warn("%s: more than %d pages; giving up", what,
 				 PAGE_BUDGET);
@@ -400,45 +487,28 @@ static int walk(struct graph *g, const char *first_url, const char *what,
 			err = graph_fail(what, &resp);
 			break;
 		}
-		struct json_object *o = parse_body(&resp);
-		struct json_object *value = member(o, "value", json_type_array);
-		if (!value) {
-			log_warn("%s: malformed page (no JSON value array), "
-				 "%zu bytes",
-				 what, resp.body.len);
-			json_object_put(o);
-			err = -EIO;
-			break;
-		}
-		size_t n = json_object_array_length(value);
-		for (size_t i = 0; i < n && !err; i++) {
-			struct graph_item it;
-			int perr = item_from_json(
-			    json_object_array_get_idx(value, i), &it);
-			if (perr == -EINVAL) {
-				log_warn("%s: skipping an item with invalid "
-					 "fields or name",
-					 what);
-				continue;
-			}
-			if (perr) {
-				err = perr;
-				break;
-			}
-			err = fn(ctx, &it);
-			graph_item_release(&it);
-		}
-		struct json_object *next =
-		    member(o, "@odata.nextLink", json_type_string);
-		struct json_object *delta =
-		    member(o, "@odata.deltaLink", json_type_string);
-		free(url);
-		url = next ? strdup(json_object_get_string(next)) : NULL;
-		if (!url && delta && final_link)
-			*final_link = strdup(json_object_get_string(delta));
-		json_object_put(o);
+		err = graph_page_parse(resp.body.data, resp.body.len, what, fn,
+				       ctx, &p);
 		if (err)
 			break;
+		free(url);
+		url = p.next_link;
+		p.next_link = NULL;
+		if (!url && p.delta_link && final_link) {
+			*final_link = p.delta_link;
+			p.delta_link = NULL;
+		}
+		graph_page_release(&p);
+		/* Pages that keep coming with nothing in them: a service stuck
+		 * handing out fresh links (each new, so not caught below). */
+		empty_run = p.items || p.skipped ? 0 : empty_run + 1;
+		if (url && empty_run >= EMPTY_PAGE_BUDGET) {
+			log_warn("%s: %d pages in a row without an item; "
+				 "giving up",
+				 what, empty_run);
+			err = -ELOOP;
+			break;
+		}
 		if (url) {
 			for (int k = 0; k < RECENT_LINKS; k++) {
 				if (recent[k] && strcmp(recent[k], url) == 0) {

@@ -37,6 +37,22 @@ int graph_item_parse(const char *json, size_t len, struct graph_item *out);
  * are borrowed for the call. */
 typedef int (*graph_item_fn)(void *ctx, const struct graph_item *item);
 
+/* One page of a collection (children or delta) as received. */
+struct graph_page {
+	char *next_link, *delta_link; /* malloc'd, NULL when absent */
+	size_t items, skipped;	      /* passed to fn; invalid ones skipped */
+};
+
+/*
+ * Parses one page: fn for each valid item (invalid ones are counted, logged
+ * once per page and skipped), the links into *out. -EIO when the text is not
+ * a JSON object with a "value" array; fn's non-zero return is returned. On
+ * success release *out with graph_page_release. For the walks and fuzzing.
+ */
+int graph_page_parse(const char *json, size_t len, const char *what,
+		     graph_item_fn fn, void *ctx, struct graph_page *out);
+void graph_page_release(struct graph_page *p);
+
 /* GET one item by id, or by path below the drive root ("a/b.csv"; segments
  * are percent-encoded here). 0, or -errno (-ENOENT, -EACCES, ...). */
 int graph_item_get(struct graph *g, const char *drive_id, const char *item_id,

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "graph/graph.h"
 #include "graph/item.h"
 
 static int parse(const char *json, struct graph_item *it)
@@ -206,6 +207,97 @@ static void test_times(void **state)
 			 -EINVAL);
 }
 
+struct seen {
+	int n;
+	int stop_at; /* return -EINTR on this item (1-based), 0: never */
+	char names[8][32];
+};
+
+static int count_item(void *ctx, const struct graph_item *it)
+{
+	struct seen *s = ctx;
+
+	if (s->n < 8)
+		snprintf(s->names[s->n], sizeof(s->names[0]), "%s", it->name);
+	s->n++;
+	return s->n == s->stop_at ? -EINTR : 0;
+}
+
+static void test_page(void **state)
+{
+	(void)state;
+	const char *page =
+	    "{\"value\": [{\"id\": \"A\", \"name\": \"a.csv\", \"size\": 1},"
+	    " {\"id\": \"B\", \"name\": \"x/y\"}, {\"id\": \"C\", \"name\": "
+	    "\"..\"},"
+	    " {\"id\": \"D\", \"name\": \"d\", \"size\": \"2\"}, 42, null,"
+	    " {\"id\": \"E\", \"name\": \"e\", \"folder\": {}}],"
+	    " \"@odata.nextLink\": \"https://g/next?x=1\"}";
+	struct graph_page p;
+	struct seen s = {0};
+
+	assert_int_equal(
+	    graph_page_parse(page, strlen(page), "t", count_item, &s, &p), 0);
+	assert_int_equal(s.n, 2);
+	assert_string_equal(s.names[0], "a.csv");
+	assert_string_equal(s.names[1], "e");
+	assert_int_equal(p.items, 2);
+	assert_int_equal(p.skipped, 5);
+	assert_string_equal(p.next_link, "https://g/next?x=1");
+	assert_null(p.delta_link);
+	graph_page_release(&p);
+
+	/* The callback's error stops the page and is returned. */
+	memset(&s, 0, sizeof(s));
+	s.stop_at = 1;
+	assert_int_equal(
+	    graph_page_parse(page, strlen(page), "t", count_item, &s, &p),
+	    -EINTR);
+	assert_null(p.next_link);
+
+	/* Not a page: -EIO, nothing called. */
+	const char *bad[] = {"[]", "{\"value\": \"x\"}", "{\"value\": [", "",
+			     "{\"value\": []} trailing"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&s, 0, sizeof(s));
+		assert_int_equal(graph_page_parse(bad[i], strlen(bad[i]), "t",
+						  count_item, &s, &p),
+				 -EIO);
+		assert_int_equal(s.n, 0);
+	}
+
+	const char *last =
+	    "{\"value\": [], \"@odata.deltaLink\": \"https://g/d\"}";
+	assert_int_equal(
+	    graph_page_parse(last, strlen(last), "t", count_item, &s, &p), 0);
+	assert_string_equal(p.delta_link, "https://g/d");
+	assert_int_equal(p.items + p.skipped, 0);
+	graph_page_release(&p);
+}
+
+static void test_error_code(void **state)
+{
+	(void)state;
+	char code[32];
+	const char *nested =
+	    "{\"error\": {\"code\": \"accessDenied\", \"innerError\": "
+	    "{\"code\": \"outer\", \"innererror\": {\"code\": "
+	    "\"resyncRequired\"}}}}";
+
+	graph_error_code(nested, strlen(nested), code, sizeof(code));
+	assert_string_equal(code, "resyncRequired");
+	graph_error_code("not json", 8, code, sizeof(code));
+	assert_string_equal(code, "-");
+	graph_error_code(NULL, 0, code, sizeof(code));
+	assert_string_equal(code, "-");
+	/* Whatever the service sends, the log line gets a plain token. */
+	const char *hostile = "{\"error\": {\"code\": \"a\\nb c\\u001b[31m\"}}";
+	graph_error_code(hostile, strlen(hostile), code, sizeof(code));
+	assert_string_equal(code, "a?b?c??31m");
+	graph_error_code(nested, strlen(nested), code, 4);
+	assert_string_equal(code, "res");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -214,6 +306,8 @@ int main(void)
 	    cmocka_unit_test(test_names),
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_times),
+	    cmocka_unit_test(test_page),
+	    cmocka_unit_test(test_error_code),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
