@@ -190,6 +190,10 @@ static void buf_put(struct reader *r, char *p, size_t cap)
 	free(p);
 }
 
+/* Far beyond SharePoint's largest file (250 GB). A larger size is the
+ * service's mistake; its chunk table alone would not fit in memory. */
+#define MAX_FILE_SIZE (1ULL << 45)
+
 static uint64_t nchunks_for(const struct reader *r, uint64_t size)
 {
 	/* An empty file still has chunk 0: fetching it tells the size. */
@@ -272,7 +276,7 @@ static void drop_consumed_locked(struct reader *r)
 
 static void rfile_free(struct reader *r, struct rfile *f)
 {
-	for (uint64_t i = 0; i < f->nchunks; i++) {
+	for (uint64_t i = 0; f->chunks && i < f->nchunks; i++) {
 		chunk_forget_data(r, &f->chunks[i]);
 		free(f->chunks[i].fold);
 	}
@@ -291,6 +295,8 @@ static int rfile_resize_locked(struct reader *r, struct rfile *f, uint64_t size)
 {
 	uint64_t n = nchunks_for(r, size);
 
+	if (size > MAX_FILE_SIZE)
+		return -EFBIG;
 	if (n != f->nchunks) {
 		for (uint64_t i = n; i < f->nchunks; i++) {
 			chunk_forget_data(r, &f->chunks[i]);
@@ -794,8 +800,16 @@ static int fetch_chunk(struct reader *r, struct rfile *f, uint64_t idx)
 	for (int attempt = 1;; attempt++) {
 		char *url = NULL;
 		if (attempt > MAX_ATTEMPTS) {
-			log_warn("item %s: download failed after %d attempts",
-				 f->item_id, MAX_ATTEMPTS);
+			/* Say why: the last attempt's error or status. */
+			if (err)
+				log_warn("item %s: download failed after %d "
+					 "attempts: %s",
+					 f->item_id, MAX_ATTEMPTS,
+					 strerror(-err));
+			else
+				log_warn("item %s: download failed after %d "
+					 "attempts: HTTP %ld",
+					 f->item_id, MAX_ATTEMPTS, resp.status);
 			err = err ? err : -EIO;
 			break;
 		}
@@ -931,7 +945,8 @@ static int fetch_chunk(struct reader *r, struct rfile *f, uint64_t idx)
  * would puzzle cat and cp. */
 static int reader_errno(int err)
 {
-	if (err >= 0 || err == -EACCES || err == -ENOMEM || err == -EINTR)
+	if (err >= 0 || err == -EACCES || err == -ENOMEM || err == -EINTR ||
+	    err == -EFBIG)
 		return err;
 	return -EIO;
 }
@@ -1423,6 +1438,8 @@ static struct rfile *rfile_new_locked(struct reader *r,
 						  f->version);
 		}
 	}
+	if (f->size > MAX_FILE_SIZE)
+		goto fail;
 	f->nchunks = nchunks_for(r, f->size);
 	f->chunks = calloc(f->nchunks, sizeof(*f->chunks));
 	if (!f->chunks)
@@ -1490,7 +1507,7 @@ int reader_open(struct reader *r, const struct reader_file *in,
 	if (!f)
 		f = rfile_new_locked(r, in);
 	if (!f) {
-		err = -ENOMEM;
+		err = in->size > MAX_FILE_SIZE ? -EFBIG : -ENOMEM;
 		goto out;
 	}
 	if (!f->opens && !f->jobs)
