@@ -31,6 +31,7 @@
 #include "base/log.h"
 #include "cache/content.h"
 #include "cache/meta.h"
+#include "fs/item_map.h"
 #include "fs/reader.h"
 #include "graph/graph.h"
 #include "graph/item.h"
@@ -125,25 +126,6 @@ static void attr_from(struct fs *fs, const struct meta_item *it,
 	}
 }
 
-static int meta_from_graph(const struct graph_item *gi, uint64_t parent_ino,
-			   struct meta_item *mi)
-{
-	memset(mi, 0, sizeof(*mi));
-	mi->parent_ino = parent_ino;
-	mi->item_id = gi->id;
-	mi->name = gi->name;
-	mi->is_dir = gi->is_folder;
-	mi->size = gi->is_folder ? 0 : gi->size;
-	mi->mtime = gi->mtime;
-	mi->ctime = gi->ctime;
-	mi->etag = gi->etag;
-	mi->ctag = gi->ctag;
-	mi->quickxorhash = gi->quickxorhash;
-	mi->web_url = gi->web_url;
-	mi->modified_by = gi->modified_by;
-	return 0;
-}
-
 /* The key of a file's content: cTag changes exactly when the bytes do;
  * without one (delta omits it), the eTag, which changes at least then. */
 static const char *content_version(const struct meta_item *it)
@@ -208,7 +190,7 @@ struct fs *fs_new(struct graph *g, struct meta *m, struct content *store,
 		struct meta_item mi;
 		*err = graph_item_get(g, drive_id, root_id, &gi);
 		if (!*err) {
-			meta_from_graph(&gi, 0, &mi);
+			fs_meta_from_graph(&gi, 0, &mi);
 			mi.name = (char *)"";
 			*err = meta_upsert(m, &mi, &fs->root_ino);
 			graph_item_release(&gi);
@@ -319,7 +301,7 @@ static int store_listing(struct meta *m, void *ctx)
 	for (size_t i = 0; !err && i < s->l->n; i++) {
 		struct meta_item mi;
 		uint64_t ino;
-		meta_from_graph(&s->l->items[i], s->folder, &mi);
+		fs_meta_from_graph(&s->l->items[i], s->folder, &mi);
 		err = meta_upsert(m, &mi, &ino);
 		if (!err && !s->l->items[i].is_folder)
 			reader_note_url(s->fs->reader, s->l->items[i].id,
@@ -1035,7 +1017,7 @@ static int apply_one(struct delta_round *d, const struct graph_item *gi)
 	if (gi->is_root || (have && ino == fs->root_ino)) {
 		if (have) {
 			struct meta_item mi;
-			meta_from_graph(gi, old.parent_ino, &mi);
+			fs_meta_from_graph(gi, old.parent_ino, &mi);
 			mi.name = old.name;
 			err = meta_upsert(m, &mi, &ino);
 			err = err ? err : add_inval(d, 0, NULL, ino);
@@ -1061,7 +1043,7 @@ static int apply_one(struct delta_round *d, const struct graph_item *gi)
 	if (hidden(gi))
 		goto out;
 	struct meta_item mi;
-	meta_from_graph(gi, parent, &mi);
+	fs_meta_from_graph(gi, parent, &mi);
 	/* Delta leaves out cTag; the same hash and size is the same content
 	 * version, so the cached bytes stay valid. */
 	if (have && !gi->is_folder && !gi->ctag && old.ctag &&
