@@ -13,6 +13,7 @@ Endpoints (all JSON; README.md documents the bodies):
   POST   /control/mutate           create | mkdir | modify | delete | rename | move
   POST   /control/served-bytes     serve other bytes than listed for a path
   POST   /control/invalidate-delta all delta tokens answer 410 from now on
+  POST   /control/outage           {"down": bool, "listeners"?}: services stop / restart
   POST   /control/federated-credentials  list | add | remove | clear | issuer-unreachable
 """
 
@@ -25,7 +26,10 @@ import time
 from emu_http import http_date, send_bytes, send_error_json, send_json
 
 NON_GRAPH_ROUTES = ("token", "imds", "oidc", "download")
-FAULT_KINDS = ("latency", "throttle", "status", "expired_token", "reset", "truncate", "malformed")
+FAULT_KINDS = ("latency", "throttle", "status", "expired_token", "reset", "truncate", "malformed",
+               "hostile")
+# What a `hostile` fault does to a children or delta page (emu_graph.send_page).
+HOSTILE = ("names", "fields", "nextlink_loop", "endless", "not_object", "no_value")
 
 
 class Faults:
@@ -43,6 +47,8 @@ class Faults:
             raise ValueError(f"kind must be one of {FAULT_KINDS}")
         if body["kind"] == "expired_token" and body.get("route", "*") in NON_GRAPH_ROUTES:
             raise ValueError("expired_token applies to Graph routes only")
+        if body["kind"] == "hostile" and body.get("what") not in HOSTILE:
+            raise ValueError(f"hostile faults need what = one of {HOSTILE}")
         rate = body.get("rate")
         if rate is not None and not 0 <= float(rate) <= 1:
             raise ValueError("rate must be within 0..1")
@@ -54,7 +60,7 @@ class Faults:
                      "retry_after": body.get("retry_after", 1),
                      "retry_after_format": body.get("retry_after_format", "seconds"),
                      "ratelimit": body.get("ratelimit", False),
-                     "after_bytes": body.get("after_bytes")}
+                     "after_bytes": body.get("after_bytes"), "what": body.get("what")}
             self.next_id += 1
             self.items.append(fault)
         return fault
@@ -106,6 +112,8 @@ class Faults:
             elif kind == "expired_token":
                 self.emu.graph_app.unauthorized(req, "Access token has expired or is not yet valid.")
                 return True
+            elif kind == "hostile":  # acts on the page, if the route sends one
+                req.extra_log["page_fault"] = f
             else:  # reset, truncate, malformed: act while the body is sent
                 req.extra_log["body_fault"] = f
         return False
@@ -294,6 +302,20 @@ class ControlApp:
             else:
                 raise ValueError(f"unknown op {op!r}")
             return graph.item_json(d, item)
+
+    def post_outage(self, req, body):
+        """{"down": true|false, "listeners"?: [...]}: the services stop (ports
+        refuse, open connections are cut) or come back on the same ports.
+        Default: every listener but control (and nginx, when it serves)."""
+        names = body.get("listeners") or [n for n in self.emu.listeners if n != "control"]
+        for n in names:
+            if n == "control" or n not in self.emu.listeners:
+                raise ValueError(f"no listener {n!r} to take down")
+        for n in names:
+            lst = self.emu.listeners[n]
+            lst.go_down() if body.get("down", True) else lst.come_up()
+        self.emu.log(f"outage: {', '.join(names)} {'down' if body.get('down', True) else 'up'}")
+        return {"down": sorted(n for n, lst in self.emu.listeners.items() if lst.down)}
 
     def post_served_bytes(self, req, body):
         d = self.emu.drive_for(body)

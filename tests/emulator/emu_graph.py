@@ -46,10 +46,15 @@ def _unpack(secret, token):
         return None
 
 
+# A field left out of a hostile item.
+DROP = object()
+
+
 class GraphApp:
     def __init__(self, emu):
         self.emu = emu
         self.secret = emu.secret
+        self.endless_n = 0
 
     # ---- auth ----
     def _authorized(self, req):
@@ -310,7 +315,7 @@ class GraphApp:
             q["$skiptoken"] = token
             body["@odata.nextLink"] = (f"{self.emu.graph_url}/drives/{d.id}/items/{item.id}/children?"
                                        + urllib.parse.urlencode(q, safe="$,@."))
-        send_json(req, 200, body)
+        self.send_page(req, d, item.id, body)
 
     # ---- delta ----
     def delta(self, req, drive_id, fn_token):
@@ -361,7 +366,67 @@ class GraphApp:
                 body["@odata.nextLink"] = link({"s": since, "u": upto, "o": offset + top})
             else:
                 body["@odata.deltaLink"] = link({"s": upto})
-            send_json(req, 200, body)
+            self.send_page(req, d, d.root_id, body)
+
+    def send_page(self, req, d, parent_id, body):
+        """Sends a collection page, spoiled as an armed `hostile` fault says:
+        items no client should accept (names that cannot be file names, fields
+        of the wrong type or missing), a nextLink to the page itself, fresh
+        empty pages without end, or a body of the wrong shape."""
+        fault = req.extra_log.get("page_fault")
+        if not fault:
+            return send_json(req, 200, body)
+        what = fault["what"]
+        req.extra_log["body_fault"] = {"kind": "hostile:" + what}
+        parent = {"driveId": d.id, "driveType": "documentLibrary", "id": parent_id}
+
+        def fake(n, **kw):
+            base = {"id": f"HOSTILE{n:04d}", "name": f"hostile-{n}.txt", "size": 3,
+                    "eTag": f'"{{HOSTILE{n}}},1"', "cTag": f'"c:{{HOSTILE{n}}},1"',
+                    "lastModifiedDateTime": "2026-01-02T03:04:05Z",
+                    "parentReference": parent, "file": {"mimeType": "text/plain"}}
+            base.update(kw)
+            return {k: v for k, v in base.items() if v is not DROP}
+
+        if what == "names":
+            body["value"] += [fake(1, name="a/b.csv"), fake(2, name="nul\u0000.csv"),
+                              fake(3, name="."), fake(4, name=".."), fake(5, name="x" * 256),
+                              fake(6, name="BADUTF8-@@FFFE@@.csv"), fake(7, name="")]
+        elif what == "fields":
+            body["value"] += [fake(11, id=DROP, name="no-id.csv"), fake(12, name=DROP),
+                              fake(13, name="negative.csv", size=-5),
+                              fake(14, name="string-size.csv", size="12"),
+                              fake(15, name="float-size.csv", size=1e30),
+                              fake(16, name="bad-time.csv", lastModifiedDateTime="yesterday"),
+                              fake(17, id=17, name="int-id.csv"),
+                              fake(18, name=["list-name.csv"]),
+                              fake(19, name="etag-object.csv", eTag={"x": 1}),
+                              fake(20, name="huge.csv", size=2**63 - 1),
+                              "a string", 42, None, []]
+        elif what == "nextlink_loop":
+            body.pop("@odata.deltaLink", None)
+            body["@odata.nextLink"] = self._link_to(req.raw_path, req.raw_query)
+        elif what == "endless":
+            body = {"value": [], "@odata.nextLink": self._fresh_link(req)}
+        elif what == "not_object":
+            body = [body]
+        elif what == "no_value":
+            body = {"value": "none", "@odata.nextLink": None}
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        # JSON cannot carry bytes that are not UTF-8; put them in by hand.
+        data = data.replace(b"@@FFFE@@", b"\xff\xfe")
+        send_bytes(req, 200, data, None, "application/json; charset=utf-8")
+
+    def _fresh_link(self, req):
+        """A link to the same request with a new counter: never seen before."""
+        self.endless_n += 1
+        q = [(k, v) for k, v in urllib.parse.parse_qsl(req.raw_query, keep_blank_values=True)
+             if k != "emu_page"] + [("emu_page", str(self.endless_n))]
+        return self._link_to(req.raw_path, urllib.parse.urlencode(q, safe="$,@."))
+
+    def _link_to(self, raw_path, raw_query):
+        origin = urllib.parse.urlsplit(self.emu.graph_url)
+        return urllib.parse.urlunsplit((origin.scheme, origin.netloc, raw_path, raw_query, ""))
 
     def _changed_ids(self, d, since, upto):
         """Every item changed in (since, upto], each once, ancestors before

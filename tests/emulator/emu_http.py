@@ -12,6 +12,7 @@ import json
 import random
 import socket
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -70,12 +71,22 @@ class Listener:
 
             def setup(self):
                 super().setup()
+                with listener.conn_lock:
+                    listener.conns.add(self.connection)
                 if isinstance(self.connection, ssl.SSLSocket):
                     try:
                         self.connection.do_handshake()
                     except (ssl.SSLError, OSError):
                         self.close_connection = True
                         raise
+
+            def finish(self):
+                with listener.conn_lock:
+                    listener.conns.discard(self.connection)
+                try:
+                    super().finish()
+                except OSError:
+                    pass
 
             def _dispatch(self, method):
                 req = Request(self, method)
@@ -123,15 +134,23 @@ class Listener:
                 listener.emu.log(f"{listener.name}: connection from {client_address[0]}:"
                                  f"{client_address[1]} failed: {exc!r}")
 
-        self.server = Server(("127.0.0.1", 0), Handler)
-        if tls_context is not None:
-            self.server.socket = tls_context.wrap_socket(
-                self.server.socket, server_side=True, do_handshake_on_connect=False)
+        self.conns = set()
+        self.conn_lock = threading.Lock()
+        self.tls_context = tls_context
+        self.server_class, self.handler_class = Server, Handler
+        self._bind(0)
         self.port = self.server.server_address[1]
         self.scheme = "https" if tls_context else "http"
         self.url = f"{self.scheme}://127.0.0.1:{self.port}"
+        self.down = False
+
+    def _bind(self, port):
+        self.server = self.server_class(("127.0.0.1", port), self.handler_class)
+        if self.tls_context is not None:
+            self.server.socket = self.tls_context.wrap_socket(
+                self.server.socket, server_side=True, do_handshake_on_connect=False)
         self.thread = threading.Thread(target=self.server.serve_forever,
-                                       name=f"listener-{name}", daemon=True)
+                                       name=f"listener-{self.name}", daemon=True)
 
     def start(self):
         self.thread.start()
@@ -139,6 +158,30 @@ class Listener:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+    def go_down(self):
+        """As if the process had died: the port refuses connections and open
+        ones are cut (RST)."""
+        if self.down:
+            return
+        self.down = True
+        self.stop()
+        with self.conn_lock:
+            conns = list(self.conns)
+        for c in conns:
+            try:
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def come_up(self):
+        """Listening again on the same port, as a restarted service would."""
+        if not self.down:
+            return
+        self._bind(self.port)
+        self.down = False
+        self.start()
 
 
 # ---- responses --------------------------------------------------------------

@@ -26,7 +26,8 @@ def webhook_env(emu, **override):
 class Mount:
     """spfs SOURCE MOUNTPOINT in the foreground; unmounted on stop()."""
 
-    def __init__(self, emu, mountpoint, cache_dir, source=None, opts="", log=None):
+    def __init__(self, emu, mountpoint, cache_dir, source=None, opts="", log=None, env=None,
+                 wrap=None):
         self.emu = emu
         self.mountpoint = mountpoint
         self.source = source or emu["site_url"]
@@ -34,11 +35,15 @@ class Mount:
         o = f"graph_url={emu['graph_url']},cafile={emu['ca_file']},cache_dir={cache_dir}"
         if opts:
             o += "," + opts
+        self.wrapped = bool(wrap)
         self.log_path = log or mountpoint + ".log"
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([SPFS, "-f", self.source, mountpoint, "-o", o],
-                                     env=webhook_env(emu), stdout=self.log, stderr=self.log)
-        deadline = time.time() + 30
+        # env: webhook variables to override; wrap: a command to run spfs
+        # under (valgrind), which also gets longer to mount.
+        self.proc = subprocess.Popen((wrap or []) + [SPFS, "-f", self.source, mountpoint, "-o", o],
+                                     env=webhook_env(emu, **(env or {})), stdout=self.log,
+                                     stderr=self.log)
+        deadline = time.time() + (120 if wrap else 30)
         while not os.path.ismount(mountpoint):
             if self.proc.poll() is not None or time.time() > deadline:
                 self.stop()
@@ -55,7 +60,7 @@ class Mount:
                            capture_output=True)
         if self.proc.poll() is None:
             try:
-                self.proc.wait(10)
+                self.proc.wait(120 if self.wrapped else 10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
@@ -76,6 +81,15 @@ def tree(root, with_ino=False):
             rec = (kind, st.st_size if kind == "f" else 0, int(st.st_mtime))
             out[os.path.relpath(p, root)] = rec + ((st.st_ino,) if with_ino else ())
     return out
+
+
+def read_or_none(path):
+    """The file's bytes, or None when it cannot be read (yet)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
 
 
 def wait_until(pred, timeout=10):
