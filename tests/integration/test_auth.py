@@ -117,14 +117,15 @@ class Auth(EmulatorCase):
         # Every exchange presented what was in the file then: a new token each time.
         self.assertEqual(len({e["assertion_jti"] for e in fed}), len(fed))
 
-    def test_short_tokens_refreshed_for_three_minutes(self):
-        self.emu.call("POST", "token-lifetime", {"seconds": 60})
+    def test_short_tokens_refreshed_for_a_minute(self):
+        # The mounted three-minute (and hour-long) form is test_soak.py.
+        self.emu.call("POST", "token-lifetime", {"seconds": 20})
         self.emu.reset()
-        stats, _ = self.probe("--threads", "2", "--seconds", "180", "--pause-ms", "200")
+        stats, _ = self.probe("--threads", "2", "--seconds", "60", "--pause-ms", "200")
         self.assertEqual(stats["status_401"], 0, stats)
         self.assertEqual(stats["errors"] + stats["other_status"], 0, stats)
-        self.assertGreater(stats["ok"], 500)
-        # Refresh at half-life: about one request per 30 s, no storm.
+        self.assertGreater(stats["ok"], 150)
+        # Refresh at half-life: about one request per 10 s, no storm.
         self.assertTrue(5 <= stats["token_requests"] <= 8, stats)
         self.assertEqual(len(self.fed_requests()), stats["token_requests"])
         self.assertEqual(self.emu.requests("root")[-1]["status"], 200)
