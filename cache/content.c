@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,7 +40,35 @@ struct content {
 	uint64_t bytes, chunks, evicted;
 	uint64_t clock; /* monotonic use counter for LRU */
 	struct pin *pins;
+	char *path;	  /* the database, for the volume's free space */
+	uint64_t reserve; /* free bytes left to the metadata store */
 };
+
+/* The metadata store shares the volume and must always be able to write
+ * (a listing it cannot store is an error): the content store leaves it an
+ * eighth of the volume, between 256 KiB and 64 MiB. */
+static uint64_t volume_reserve(const char *path)
+{
+	struct statvfs v;
+	uint64_t r;
+
+	if (statvfs(path, &v) != 0)
+		return 0;
+	r = (uint64_t)v.f_blocks * v.f_frsize / 8;
+	return r < 256 << 10 ? 256 << 10 : r > 64 << 20 ? 64 << 20 : r;
+}
+
+/* Whether len more bytes (with the WAL's copy and a page of slack) would
+ * leave the reserve free. */
+static bool volume_has_room(const struct content *c, size_t len)
+{
+	struct statvfs v;
+
+	if (!c->reserve || statvfs(c->path, &v) != 0)
+		return true;
+	uint64_t avail = (uint64_t)v.f_bavail * v.f_frsize;
+	return avail >= c->reserve + 2 * (uint64_t)len + 65536;
+}
 
 /* v3: the blobs live in their own table, so bumping last_used rewrites a
  * small row instead of the whole MiB-sized record with its overflow chain. */
@@ -104,13 +133,30 @@ struct content *content_open(const char *path, uint64_t max_bytes, int *err)
 	e = cache_sqlite_open(path, "content store", &c->db);
 	if (e)
 		goto fail;
+	c->path = strdup(path);
+	if (!c->path) {
+		e = -ENOMEM;
+		goto fail;
+	}
+	c->reserve = volume_reserve(path);
 	/* Large pages suit MiB blobs; WAL keeps readers off writers' backs;
-	 * a bounded WAL keeps the file near the cap. */
-	e = cache_sqlite_exec(c->db, "content store",
-			      "PRAGMA page_size=65536; PRAGMA journal_mode=WAL;"
-			      " PRAGMA synchronous=NORMAL;"
-			      " PRAGMA wal_autocheckpoint=128;"
-			      " PRAGMA journal_size_limit=16777216;");
+	 * a bounded WAL keeps the file near the cap. The WAL is not counted
+	 * in the cap, so a small cap (a small volume) gets a small WAL: at
+	 * most an eighth of the cap between checkpoints, a quarter kept. */
+	uint64_t ckpt_pages = max_bytes / 8 / 65536, wal_keep = max_bytes / 4;
+	if (!max_bytes || ckpt_pages > 128)
+		ckpt_pages = 128; /* 8 MiB: measured, docs/BENCHMARKS.md */
+	if (!ckpt_pages)
+		ckpt_pages = 1;
+	if (!max_bytes || wal_keep > 16 << 20)
+		wal_keep = 16 << 20;
+	char pragmas[256];
+	snprintf(pragmas, sizeof(pragmas),
+		 "PRAGMA page_size=65536; PRAGMA journal_mode=WAL;"
+		 " PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=%llu;"
+		 " PRAGMA journal_size_limit=%llu;",
+		 (unsigned long long)ckpt_pages, (unsigned long long)wal_keep);
+	e = cache_sqlite_exec(c->db, "content store", pragmas);
 	if (e)
 		goto fail;
 	e = upgrade_schema(c->db);
@@ -149,6 +195,7 @@ void content_close(struct content *c)
 		free(p);
 	}
 	pthread_mutex_destroy(&c->lock);
+	free(c->path);
 	free(c);
 }
 
@@ -189,6 +236,12 @@ int content_put(struct content *c, const char *item_id, const char *version,
 	sqlite3_int64 id = 0;
 	int err;
 
+	/* A chunk larger than the whole cap would only push the volume past
+	 * it (and the metadata store off it): serve it from memory instead. */
+	if (c->max_bytes && len > c->max_bytes)
+		return -EFBIG;
+	if (!volume_has_room(c, len))
+		return -ENOSPC;
 	pthread_mutex_lock(&c->lock);
 	uint64_t old = chunk_len_locked(c, item_id, version, index);
 	/* One transaction: a row never exists without its whole blob. */
@@ -243,6 +296,11 @@ rollback:
 	/* A failed COMMIT may have rolled back already (SQLITE_FULL). */
 	if (!sqlite3_get_autocommit(c->db))
 		quiet_exec(c->db, "ROLLBACK");
+	/* The volume is full: give the WAL's space back to it, so that the
+	 * metadata store beside us can still write. */
+	if (err == -ENOSPC)
+		sqlite3_wal_checkpoint_v2(
+		    c->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 out:
 	pthread_mutex_unlock(&c->lock);
 	return err;

@@ -87,7 +87,10 @@ struct meta *meta_open(const char *path, const char *drive_id, int *err)
 		goto fail;
 	e = cache_sqlite_exec(
 	    m->db, "metadata store",
-	    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+	    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+	    /* A small WAL: the volume may be small and shared with content. */
+	    " PRAGMA wal_autocheckpoint=256; PRAGMA "
+	    "journal_size_limit=1048576;");
 	e = e ? e : cache_sqlite_exec(m->db, "metadata store", schema);
 	if (e)
 		goto fail;

@@ -345,6 +345,15 @@ static int ensure_listed(struct fs *fs, uint64_t folder)
 		err = meta_batch(fs->m, store_listing, &s);
 		free(s.stale);
 		atomic_store(&fs->offline_warned, 0);
+		if (err) {
+			/* The metadata store cannot take it (a full volume):
+			 * the previous listing, if any, beats an error. */
+			log_warn("listing '%s' not stored: %s",
+				 it.name[0] ? it.name : "/", strerror(-err));
+			err = it.listed_at > 0 ? 0
+			      : err == -ENOMEM ? err
+					       : -EIO;
+		}
 	} else if (it.listed_at > 0) {
 		if (!atomic_exchange(&fs->offline_warned, 1))
 			log_warn("Graph is unreachable or refusing (%s): "

@@ -719,7 +719,10 @@ static void deliver(struct reader *r, struct stream *s)
 		pthread_cond_signal(&r->jan_cond);
 	} else if (r->store) {
 		atomic_fetch_add(&r->store_errors, 1);
-		if (!r->store_warned)
+		if (!r->store_warned && err == -EFBIG)
+			log_warn("content cache: its cap is smaller than one "
+				 "chunk; serving from memory");
+		else if (!r->store_warned)
 			log_warn("content cache: cannot store (%s); serving "
 				 "from memory",
 				 strerror(-err));

@@ -220,6 +220,34 @@ class DiskFull(MountCase):
             self.assertEqual(out, "ok", db)
 
 
+    def test_tiny_volume_from_the_start(self):
+        # The cache's volume holds a fraction of the library: the content
+        # store must leave the metadata store room to list, its WAL
+        # included, and stream what it cannot keep.
+        if os.geteuid() != 0:
+            self.skipTest("mounting a small tmpfs needs root")
+        cache = os.path.join(self.tmp, "tiny-disk")
+        os.makedirs(cache)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", cache],
+                       check=True)
+        self.addCleanup(subprocess.run, ["umount", "-l", cache], check=False)
+        m = self.mount(cache="tiny-disk", opts="chunk_size=1M")
+        dst = os.path.join(self.tmp, "tiny-copy")
+        r = subprocess.run(["cp", "-r", m.mountpoint + "/.", dst], capture_output=True,
+                           text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for d, _, files in os.walk(self.emu["dataset_dir"]):
+            for n in files:
+                rel = os.path.relpath(os.path.join(d, n), self.emu["dataset_dir"])
+                self.assertEqual(sha256(os.path.join(dst, rel)), sha256(os.path.join(d, n)), rel)
+        m.stop()
+        for db in glob.glob(os.path.join(cache, "*.db")):
+            out = subprocess.run(["sqlite3", db, "PRAGMA integrity_check"], check=True,
+                                 capture_output=True, text=True).stdout.strip()
+            self.assertEqual(out, "ok", db)
+        self.assertNotIn(" error: ", m.read_log())
+
+
 class GraphDown(MountCase):
     start_args = ["--profile", "test", "--many", "5", "--large-size", str(2 * MiB)]
 
