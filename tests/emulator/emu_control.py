@@ -56,7 +56,8 @@ class Faults:
             fault = {"id": self.next_id, "route": body.get("route", "*"),
                      "kind": body["kind"], "count": body.get("count"),
                      "rate": None if rate is None else float(rate),
-                     "ms": body.get("ms", 0), "status": body.get("status"),
+                     "ms": body.get("ms", 0), "ms_max": body.get("ms_max"),
+                     "status": body.get("status"),
                      "retry_after": body.get("retry_after", 1),
                      "retry_after_format": body.get("retry_after_format", "seconds"),
                      "ratelimit": body.get("ratelimit", False),
@@ -101,8 +102,8 @@ class Faults:
                 fired.append(dict(f))
         for f in fired:
             kind = f["kind"]
-            if kind == "latency":
-                time.sleep(f["ms"] / 1000.0)
+            if kind == "latency":  # ms, or uniformly ms..ms_max
+                time.sleep(random.uniform(f["ms"], f["ms_max"] or f["ms"]) / 1000.0)
             elif kind == "throttle":
                 self._throttle(req, f)
                 return True
