@@ -250,6 +250,7 @@ static int run_mount(struct options *o)
 	    .chunk_size = o->chunk_size,
 	    .readahead = o->readahead,
 	    .small_file = o->small_file,
+	    .read_timeout = o->read_timeout,
 	    .cache_size = o->cache_size,
 	};
 	fs = fs_new(g, m, store, drive_id, root_id, &fc, &err);

@@ -17,6 +17,7 @@ void options_init(struct options *o)
 	o->log_level = LOG_INFO;
 	o->log_format = LOG_FORMAT_TEXT;
 	o->poll_interval = 30;
+	o->read_timeout = 60;
 	o->chunk_size = 4ull << 20;
 	o->readahead = 16ull << 20;
 	o->small_file = 4ull << 20;
@@ -99,6 +100,10 @@ void options_usage(FILE *out)
 	    "                     (default 4M, at most chunk_size)\n"
 	    "  poll_interval=S    seconds between change polls (default 30; 0 "
 	    "= off)\n"
+	    "  read_timeout=S     a read the service cannot serve fails with "
+	    "EIO "
+	    "after\n"
+	    "                     at most S seconds of retrying (default 60)\n"
 	    "  attr_timeout=S, entry_timeout=S  kernel caching (default: "
 	    "poll_interval)\n"
 	    "  uid=N, gid=N, umask=OOO  ownership and modes (files 0444, "
@@ -232,6 +237,7 @@ static int apply_option(struct options *o, const char *key, const char *value,
 	    {"poll_interval", offsetof(struct options, poll_interval)},
 	    {"attr_timeout", offsetof(struct options, attr_timeout)},
 	    {"entry_timeout", offsetof(struct options, entry_timeout)},
+	    {"read_timeout", offsetof(struct options, read_timeout)},
 	};
 	/* What mount(8) and fstab pass along; spfs is read-only regardless. */
 	static const char *const ignored[] = {

@@ -175,7 +175,8 @@ struct fs *fs_new(struct graph *g, struct meta *m, struct content *store,
 	pthread_mutex_init(&fs->open_lock, NULL);
 	struct reader_config rc = {.chunk_size = cfg->chunk_size,
 				   .readahead = cfg->readahead,
-				   .small_file = cfg->small_file};
+				   .small_file = cfg->small_file,
+				   .read_timeout = cfg->read_timeout};
 	fs->reader = reader_new(g, store, drive_id, &rc, err);
 	if (!fs->reader) {
 		fs_free(fs);

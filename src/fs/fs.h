@@ -38,6 +38,7 @@ struct fs_config {
 	uint64_t chunk_size;  /* content: bytes per ranged download */
 	uint64_t readahead;   /* bytes of read-ahead for sequential readers */
 	uint64_t small_file;  /* files up to this are fetched whole */
+	double read_timeout;  /* seconds of retrying before a read fails */
 	uint64_t cache_size;  /* the store's cap (for the stats) */
 };
 

@@ -42,7 +42,7 @@
 #define URL_BUCKETS	 1024
 #define URL_MAX		 65536
 #define URL_TTL		 (50 * 60.0) /* SharePoint's URLs live about 1 h */
-#define MAX_ATTEMPTS	 10
+#define MAX_ATTEMPTS	 100 /* a bound on the loop; read_timeout rules */
 #define POOL_MAX	 1
 #define MAX_URL_REFRESH	 3
 #define FAILED_HOLD	 2.0 /* seconds a failed chunk answers its error */
@@ -109,6 +109,7 @@ struct reader {
 	char *drive_id;
 	uint64_t chunk, small, ra_chunks, mem_budget;
 	unsigned nworkers;
+	double read_timeout; /* seconds a chunk may take, retries included */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;	 /* chunk states changed */
@@ -762,6 +763,15 @@ static void fetch_failed(struct reader *r, struct rfile *f, uint64_t idx,
 	pthread_mutex_unlock(&r->lock);
 }
 
+/* Sleeps s seconds, or until the deadline (now_s() time) if sooner. */
+static void sleep_until(double s, double deadline)
+{
+	double left = deadline - now_s();
+
+	if (left > 0)
+		sleep_s(s < left ? s : left);
+}
+
 static double backoff(int attempt)
 {
 	double d = 0.1;
@@ -799,9 +809,20 @@ static int fetch_chunk(struct reader *r, struct rfile *f, uint64_t idx)
 	s.pos = s.cstart;
 	qxh_init_at(&s.h, s.cstart);
 	http_response_init(&resp);
+	double deadline = now_s() + r->read_timeout;
 
 	for (int attempt = 1;; attempt++) {
 		char *url = NULL;
+		if (attempt > 1 && now_s() >= deadline) {
+			/* read_timeout: the application gets EIO rather than
+			 * waiting on a service that does not come back. */
+			log_warn("item %s: no download within read_timeout "
+				 "(%.0f s, %d attempts): %s",
+				 f->item_id, r->read_timeout, attempt - 1,
+				 err ? strerror(-err) : "service errors");
+			err = -ETIMEDOUT;
+			break;
+		}
 		if (attempt > MAX_ATTEMPTS) {
 			/* Say why: the last attempt's error or status. */
 			if (err)
@@ -824,7 +845,7 @@ static int fetch_chunk(struct reader *r, struct rfile *f, uint64_t idx)
 			if (err == -ESTALE || err == -ENOENT ||
 			    err == -EACCES || attempt >= MAX_ATTEMPTS)
 				break;
-			sleep_s(backoff(attempt));
+			sleep_until(backoff(attempt), deadline);
 			continue;
 		}
 		uint64_t off = s.pos, len = s.cend - s.pos;
@@ -910,7 +931,7 @@ static int fetch_chunk(struct reader *r, struct rfile *f, uint64_t idx)
 			continue; /* graph_download closed the gate */
 		if (!err && resp.status >= 500) {
 			err = -EIO;
-			sleep_s(backoff(attempt));
+			sleep_until(backoff(attempt), deadline);
 			continue;
 		}
 		if (!err) {
@@ -924,7 +945,7 @@ static int fetch_chunk(struct reader *r, struct rfile *f, uint64_t idx)
 				  "resuming at %llu",
 				  f->item_id, resp.error,
 				  (unsigned long long)s.pos);
-			sleep_s(backoff(attempt) / 2);
+			sleep_until(backoff(attempt) / 2, deadline);
 			continue;
 		}
 		break;
@@ -1347,6 +1368,7 @@ struct reader *reader_new(struct graph *g, struct content *store,
 	r->small = cfg->small_file < r->chunk ? cfg->small_file : r->chunk;
 	r->ra_chunks = (cfg->readahead + r->chunk - 1) / r->chunk;
 	r->nworkers = cfg->workers ? cfg->workers : 4;
+	r->read_timeout = cfg->read_timeout > 0 ? cfg->read_timeout : 60;
 	/* Chunks kept in memory: what read-ahead keeps ahead of a reader plus
 	 * what workers deliver, within a fixed bound (RSS must not follow the
 	 * file size). */

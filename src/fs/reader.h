@@ -35,6 +35,8 @@ struct reader_config {
 	uint64_t readahead;  /* max read-ahead window in bytes; 0 = none */
 	uint64_t small_file; /* files up to this are fetched whole */
 	unsigned workers;    /* parallel read-ahead downloads, 0 = 4 */
+	double read_timeout; /* seconds one chunk may take with its retries;
+				0 = 60 */
 };
 
 /* Borrows g and store (NULL: cache=off, nothing is stored). */

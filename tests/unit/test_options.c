@@ -116,9 +116,10 @@ static void test_sizes(void **state)
 			"/mnt",
 			"-o",
 			"cache=off,cache_size=2G,chunk_size=1M,readahead=0,"
-			"small_file=512K",
+			"small_file=512K,read_timeout=7.5",
 			NULL};
 	char *bad[] = {"spfs", "SRC", "/mnt", "-o", "chunk_size=1K", NULL};
+	char *bad3[] = {"spfs", "SRC", "/mnt", "-o", "read_timeout=soon", NULL};
 	char *bad2[] = {"spfs", "SRC", "/mnt", "-o", "cache=maybe", NULL};
 	struct options o;
 	struct buf msg;
@@ -142,6 +143,7 @@ static void test_sizes(void **state)
 	options_init(&o);
 	assert_int_equal(o.chunk_size, 4u << 20); /* defaults */
 	assert_int_equal(o.readahead, 16u << 20);
+	assert_true(o.read_timeout == 60);
 	assert_false(o.cache_off);
 	options_release(&o);
 	assert_int_equal(parse(&o, &msg, 5, argv), 0);
@@ -150,6 +152,10 @@ static void test_sizes(void **state)
 	assert_int_equal(o.chunk_size, 1u << 20);
 	assert_int_equal(o.readahead, 0);
 	assert_int_equal(o.small_file, 512u << 10);
+	assert_true(o.read_timeout == 7.5);
+	options_release(&o);
+	assert_int_equal(parse(&o, &msg, 5, bad3), -EINVAL);
+	assert_non_null(strstr(buf_str(&msg), "read_timeout=soon"));
 	options_release(&o);
 	assert_int_equal(parse(&o, &msg, 5, bad), -EINVAL);
 	assert_non_null(strstr(buf_str(&msg), "chunk_size=1K"));
