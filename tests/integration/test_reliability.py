@@ -55,12 +55,7 @@ class Crash(MountCase):
             r.wait(20)  # errors (ENOTCONN), never a hang
         self.emu.clear_faults()
         subprocess.run(["fusermount3", "-uz", m.mountpoint], check=False)
-        dbs = glob.glob(os.path.join(cache, "*.db"))
-        self.assertEqual(len(dbs), 2, dbs)
-        for db in dbs:
-            out = subprocess.run(["sqlite3", db, "PRAGMA integrity_check"], check=True,
-                                 capture_output=True, text=True).stdout.strip()
-            self.assertEqual(out, "ok", db)
+        assert_databases_ok(self, cache)
         m2 = self.mount(name="mnt2", cache="cache-crash", opts="chunk_size=1M")
         for r in rels:
             self.assertEqual(sha256(os.path.join(m2.mountpoint, r)),
@@ -68,6 +63,16 @@ class Crash(MountCase):
         s = json.loads(os.getxattr(m2.mountpoint, "user.spfs.stats"))
         self.assertGreater(s["cache_hits"], 0, "nothing stored before the kill survived")
         self.assertEqual(s["hash_mismatches"], 0)
+
+
+def assert_databases_ok(test, cache):
+    """Both cache databases pass sqlite's integrity check."""
+    dbs = glob.glob(os.path.join(cache, "*.db"))
+    test.assertEqual(len(dbs), 2, dbs)
+    for db in dbs:
+        out = subprocess.run(["sqlite3", db, "PRAGMA integrity_check"], check=True,
+                             capture_output=True, text=True).stdout.strip()
+        test.assertEqual(out, "ok", db)
 
 
 def stat_chunks(m):
@@ -183,14 +188,19 @@ class RemoteEdits(MountCase):
 class DiskFull(MountCase):
     start_args = ["--profile", "test", "--many", "5", "--large-size", str(24 * MiB)]
 
-    def test_full_cache_disk_still_serves_right_bytes(self):
+    def small_volume(self, name, size):
+        """A tmpfs of size at self.tmp/name, unmounted after the test."""
         if os.geteuid() != 0:
             self.skipTest("mounting a small tmpfs needs root")
-        cache = os.path.join(self.tmp, "small-disk")
-        os.makedirs(cache)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", cache],
+        path = os.path.join(self.tmp, name)
+        os.makedirs(path)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", path],
                        check=True)
-        self.addCleanup(subprocess.run, ["umount", "-l", cache], check=False)
+        self.addCleanup(subprocess.run, ["umount", "-l", path], check=False)
+        return path
+
+    def test_full_cache_disk_still_serves_right_bytes(self):
+        cache = self.small_volume("small-disk", "16m")
         m = self.mount(cache="small-disk", opts="chunk_size=1M")
         for _ in os.walk(m.mountpoint):  # the tree is known before the disk fills
             pass
@@ -216,23 +226,13 @@ class DiskFull(MountCase):
         self.assertEqual(log.count("cannot store"), 1, log)  # said once
         self.assertLess(log.count("\n"), 20, log)  # and not once per chunk
         os.unlink(os.path.join(cache, "filler"))
-        for db in glob.glob(os.path.join(cache, "*.db")):
-            out = subprocess.run(["sqlite3", db, "PRAGMA integrity_check"], check=True,
-                                 capture_output=True, text=True).stdout.strip()
-            self.assertEqual(out, "ok", db)
-
+        assert_databases_ok(self, cache)
 
     def test_tiny_volume_from_the_start(self):
         # The cache's volume holds a fraction of the library: the content
         # store must leave the metadata store room to list, its WAL
         # included, and stream what it cannot keep.
-        if os.geteuid() != 0:
-            self.skipTest("mounting a small tmpfs needs root")
-        cache = os.path.join(self.tmp, "tiny-disk")
-        os.makedirs(cache)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", cache],
-                       check=True)
-        self.addCleanup(subprocess.run, ["umount", "-l", cache], check=False)
+        cache = self.small_volume("tiny-disk", "4m")
         m = self.mount(cache="tiny-disk", opts="chunk_size=1M")
         dst = os.path.join(self.tmp, "tiny-copy")
         r = subprocess.run(["cp", "-r", m.mountpoint + "/.", dst], capture_output=True,
@@ -243,10 +243,7 @@ class DiskFull(MountCase):
                 rel = os.path.relpath(os.path.join(d, n), self.emu["dataset_dir"])
                 self.assertEqual(sha256(os.path.join(dst, rel)), sha256(os.path.join(d, n)), rel)
         m.stop()
-        for db in glob.glob(os.path.join(cache, "*.db")):
-            out = subprocess.run(["sqlite3", db, "PRAGMA integrity_check"], check=True,
-                                 capture_output=True, text=True).stdout.strip()
-            self.assertEqual(out, "ok", db)
+        assert_databases_ok(self, cache)
         self.assertNotIn(" error: ", m.read_log())
 
 
