@@ -110,6 +110,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		json_object_put(o);
 		o = NULL;
 	}
+	/* Only whitespace may follow the object. */
+	for (size_t i = o ? json_tokener_get_parse_end(tok) : size; i < size;
+	     i++) {
+		if (!memchr(" \t\r\n", copy[i], 4)) {
+			json_object_put(o);
+			o = NULL;
+			break;
+		}
+	}
 	json_tokener_free(tok);
 	if (o && (!json_object_object_get_ex(o, "value", &value) ||
 		  !json_object_is_type(value, json_type_array)))
