@@ -215,6 +215,7 @@ void graph_error_code(const char *body, size_t len, char *out, size_t cap)
 {
 	struct json_object *root = NULL, *err, *v;
 	struct json_tokener *tok;
+	size_t out_len = 0;
 
 	if (!cap)
 		return;
@@ -228,9 +229,15 @@ void graph_error_code(const char *body, size_t len, char *out, size_t cap)
 		for (int depth = 0; err && depth < 8; depth++) {
 			if (json_object_object_get_ex(err, "code", &v) &&
 			    json_object_is_type(v, json_type_string) &&
-			    json_object_get_string_len(v) > 0)
-				snprintf(out, cap, "%s",
-					 json_object_get_string(v));
+			    json_object_get_string_len(v) > 0) {
+				/* By length: "\u0000" must not cut it. */
+				size_t n =
+				    (size_t)json_object_get_string_len(v);
+				n = n < cap - 1 ? n : cap - 1;
+				memcpy(out, json_object_get_string(v), n);
+				out[n] = '\0';
+				out_len = n;
+			}
 			struct json_object *inner = NULL;
 			json_object_object_foreach(err, key, val)
 			{
@@ -242,9 +249,10 @@ void graph_error_code(const char *body, size_t len, char *out, size_t cap)
 		}
 	}
 	json_object_put(root);
-	for (char *c = out; *c; c++)
-		if (!isalnum((unsigned char)*c) && !strchr("._-", *c))
-			*c = '?';
+	for (size_t i = 0; i < out_len; i++)
+		if (!out[i] ||
+		    (!isalnum((unsigned char)out[i]) && !strchr("._-", out[i])))
+			out[i] = '?';
 }
 
 int graph_fail(const char *what, const struct http_response *resp)

@@ -380,6 +380,20 @@ int graph_item_get_by_path(struct graph *g, const char *drive_id,
 
 /* Walks pages from first_url. For delta, *final_link receives the
  * deltaLink; on 410, *resync_url the Location. */
+/* A link is followed byte for byte: one with a NUL in it is refused
+ * rather than cut short. */
+static int copy_link(const char *what, struct json_object *v, char **out)
+{
+	const char *s = json_object_get_string(v);
+
+	if (strlen(s) != (size_t)json_object_get_string_len(v)) {
+		log_warn("%s: a page link with a NUL byte", what);
+		return -EIO;
+	}
+	*out = strdup(s);
+	return *out ? 0 : -ENOMEM;
+}
+
 int graph_page_parse(const char *json, size_t len, const char *what,
 		     graph_item_fn fn, void *ctx, struct graph_page *out)
 {
@@ -425,12 +439,10 @@ int graph_page_parse(const char *json, size_t len, const char *what,
 	    member(o, "@odata.nextLink", json_type_string);
 	struct json_object *delta =
 	    member(o, "@odata.deltaLink", json_type_string);
-	if (!err && next &&
-	    !(out->next_link = strdup(json_object_get_string(next))))
-		err = -ENOMEM;
-	if (!err && delta &&
-	    !(out->delta_link = strdup(json_object_get_string(delta))))
-		err = -ENOMEM;
+	if (!err && next)
+		err = copy_link(what, next, &out->next_link);
+	if (!err && delta)
+		err = copy_link(what, delta, &out->delta_link);
 out:
 	json_object_put(o);
 	http_response_release(&r);

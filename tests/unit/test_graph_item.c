@@ -296,6 +296,10 @@ static void test_error_code(void **state)
 	assert_string_equal(code, "a?b?c??31m");
 	graph_error_code(nested, strlen(nested), code, 4);
 	assert_string_equal(code, "res");
+	/* An embedded NUL neither empties nor cuts the code. */
+	const char *nul = "{\"error\": {\"code\": \"\\u0000x\\u0000y\"}}";
+	graph_error_code(nul, strlen(nul), code, sizeof(code));
+	assert_string_equal(code, "?x?y");
 }
 
 int main(void)
