@@ -214,25 +214,24 @@ out:
 	return err;
 }
 
-static struct json_object *parse_body(const struct http_response *resp)
+/* A JSON object from data[0..len), or NULL; parsed in place. */
+static struct json_object *parse_json(const char *data, size_t len)
 {
-	struct json_tokener *tok = json_tokener_new();
+	struct json_tokener *tok;
 	struct json_object *obj = NULL;
 
-	if (!tok)
+	if (!data || len > INT32_MAX || !(tok = json_tokener_new()))
 		return NULL;
-	if (resp->body.data)
-		obj = json_tokener_parse_ex(tok, resp->body.data,
-					    (int)resp->body.len);
+	obj = json_tokener_parse_ex(tok, data, (int)len);
 	if (obj && (json_tokener_get_error(tok) != json_tokener_success ||
 		    !json_object_is_type(obj, json_type_object))) {
 		json_object_put(obj);
 		obj = NULL;
 	}
 	/* Bytes after the object: a body spliced or corrupted on the way. */
-	for (size_t i = obj ? json_tokener_get_parse_end(tok) : resp->body.len;
-	     i < resp->body.len; i++) {
-		if (!memchr(" \t\r\n", resp->body.data[i], 4)) {
+	for (size_t i = obj ? json_tokener_get_parse_end(tok) : len; i < len;
+	     i++) {
+		if (!memchr(" \t\r\n", data[i], 4)) {
 			json_object_put(obj);
 			obj = NULL;
 			break;
@@ -244,15 +243,10 @@ static struct json_object *parse_body(const struct http_response *resp)
 
 int graph_item_parse(const char *json, size_t len, struct graph_item *out)
 {
-	struct http_response r;
-	int err;
+	struct json_object *o = parse_json(json, len);
+	int err = o ? item_from_json(o, out) : -EINVAL;
 
-	http_response_init(&r);
-	err = buf_append(&r.body, json, len);
-	struct json_object *o = err ? NULL : parse_body(&r);
-	err = o ? item_from_json(o, out) : (err ? err : -EINVAL);
 	json_object_put(o);
-	http_response_release(&r);
 	return err;
 }
 
@@ -267,7 +261,8 @@ static int get_item(struct graph *g, const char *path, const char *what,
 	if (!err && resp.status != 200)
 		err = resp.status == 404 ? -ENOENT : graph_fail(what, &resp);
 	if (!err) {
-		struct json_object *o = parse_body(&resp);
+		struct json_object *o =
+		    parse_json(resp.body.data, resp.body.len);
 		err = o ? item_from_json(o, out) : -EIO;
 		if (err)
 			log_warn("%s: malformed driveItem in the answer", what);
@@ -397,17 +392,11 @@ static int copy_link(const char *what, struct json_object *v, char **out)
 int graph_page_parse(const char *json, size_t len, const char *what,
 		     graph_item_fn fn, void *ctx, struct graph_page *out)
 {
-	struct http_response r;
-	struct json_object *o = NULL, *value;
+	struct json_object *o, *value;
 	int err = 0;
 
 	memset(out, 0, sizeof(*out));
-	http_response_init(&r);
-	if (buf_append(&r.body, json, len)) {
-		err = -ENOMEM;
-		goto out;
-	}
-	o = parse_body(&r);
+	o = parse_json(json, len);
 	value = member(o, "value", json_type_array);
 	if (!value) {
 		log_warn("%s: malformed page (no JSON value array), %zu bytes",
@@ -445,7 +434,6 @@ int graph_page_parse(const char *json, size_t len, const char *what,
 		err = copy_link(what, delta, &out->delta_link);
 out:
 	json_object_put(o);
-	http_response_release(&r);
 	if (err)
 		graph_page_release(out);
 	return err;
@@ -606,7 +594,8 @@ int graph_drive_quota(struct graph *g, const char *drive_id, uint64_t *total,
 	if (!err && resp.status != 200)
 		err = graph_fail("drive quota", &resp);
 	if (!err) {
-		struct json_object *o = parse_body(&resp);
+		struct json_object *o =
+		    parse_json(resp.body.data, resp.body.len);
 		struct json_object *q = member(o, "quota", json_type_object);
 		struct json_object *t = member(q, "total", json_type_int);
 		struct json_object *u = member(q, "used", json_type_int);
