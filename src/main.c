@@ -153,7 +153,8 @@ static int run_mount(struct options *o)
 {
 	struct http_config hc = {.cafile = o->cafile,
 				 .allow_http = o->auth.allow_http};
-	struct graph_config gc = {.base_url = o->auth.graph_url};
+	struct graph_config gc = {.base_url = o->auth.graph_url,
+				  .give_up_after = o->read_timeout};
 	struct http *http = NULL;
 	struct auth *auth = NULL;
 	struct graph *g = NULL;

@@ -18,6 +18,7 @@
 #include <json-c/json.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,10 +38,12 @@ struct graph {
 	char *base_url;
 	int max_attempts;
 	double backoff_base;
+	double give_up_after;
 	pthread_mutex_t lock; /* guards not_before, stats.throttled_seconds,
-				 throttle_logged */
+				 throttle_logged, failure_logged */
 	double not_before;    /* monotonic: no Graph request before this */
 	int throttle_logged;
+	int failure_logged; /* an outage is warned of once, until a success */
 	atomic_ulong requests, auth_retries, throttles, retries;
 	double throttled_seconds;
 	atomic_ulong by_route[GRAPH_ROUTES][GRAPH_STATUSES];
@@ -167,6 +170,7 @@ struct graph *graph_new(struct http *http, struct auth *auth,
 	g->auth = auth;
 	g->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 8;
 	g->backoff_base = cfg->backoff_base > 0 ? cfg->backoff_base : 0.5;
+	g->give_up_after = cfg->give_up_after > 0 ? cfg->give_up_after : 0;
 	pthread_mutex_init(&g->lock, NULL);
 	*err = 0;
 	return g;
@@ -277,12 +281,38 @@ static int token_rejected(const struct http_response *resp)
 	       strncasecmp(resp->www_authenticate, "Bearer", 6) == 0;
 }
 
-static void wait_gate(struct graph *g)
+static double gate_wait(struct graph *g)
 {
 	pthread_mutex_lock(&g->lock);
 	double wait = g->not_before - mono_now();
 	pthread_mutex_unlock(&g->lock);
-	sleep_s(wait);
+	return wait > 0 ? wait : 0;
+}
+
+static double backoff(const struct graph *g, int attempt)
+{
+	return g->backoff_base * (1 << (attempt < 6 ? attempt - 1 : 5)) *
+	       jitter();
+}
+
+/* Whether a retry after wait seconds would end past the request's time:
+ * a reader waiting on a listing gets its EIO within read_timeout, as a
+ * reader waiting on bytes does, instead of after every backoff step. */
+static bool out_of_time(const struct graph *g, double deadline, double wait)
+{
+	return g->give_up_after > 0 && mono_now() + wait > deadline;
+}
+
+/* Warn of the first request given up on, then quietly until one succeeds:
+ * every caller (readers, listings, the change poll) fails alike in an
+ * outage, and one line says why. */
+static enum log_level failure_level(struct graph *g)
+{
+	pthread_mutex_lock(&g->lock);
+	int first = !g->failure_logged;
+	g->failure_logged = 1;
+	pthread_mutex_unlock(&g->lock);
+	return first ? LOG_WARN : LOG_DEBUG;
 }
 
 /* A 429/503: close the gate for everyone until Retry-After has passed. */
@@ -335,8 +365,11 @@ int graph_get(struct graph *g, const char *path_or_url,
 	if (err)
 		goto out;
 
+	double deadline = mono_now() + g->give_up_after;
+	double wait = 0;
+
 	for (int attempt = 1;; attempt++) {
-		wait_gate(g);
+		sleep_s(gate_wait(g));
 		buf_reset(&token);
 		buf_reset(&authz);
 		err = auth_token(g->auth, &token);
@@ -373,31 +406,47 @@ int graph_get(struct graph *g, const char *path_or_url,
 		}
 		if (!err && (resp->status == 429 || resp->status == 503) &&
 		    !last) {
+			/* The gate closes for everyone, even when this caller
+			 * then gives up rather than wait. */
 			throttled(g, resp, attempt);
-			continue;
+			wait = gate_wait(g);
+			if (!out_of_time(g, deadline, wait))
+				continue;
+			goto give_up;
 		}
-		if (!err && resp->status >= 500 && !last) {
+		if (((!err && resp->status >= 500) ||
+		     (err && http_error_is_transient(err))) &&
+		    !last) {
+			wait = backoff(g, attempt);
+			if (out_of_time(g, deadline, wait))
+				goto give_up;
+			if (err)
+				log_debug("graph: %s; retrying", resp->error);
 			atomic_fetch_add(&g->retries, 1);
-			sleep_s(g->backoff_base *
-				(1 << (attempt < 6 ? attempt - 1 : 5)) *
-				jitter());
-			continue;
-		}
-		if (err && http_error_is_transient(err) && !last) {
-			log_debug("graph: %s; retrying", resp->error);
-			atomic_fetch_add(&g->retries, 1);
-			sleep_s(g->backoff_base *
-				(1 << (attempt < 6 ? attempt - 1 : 5)) *
-				jitter());
+			sleep_s(wait);
 			continue;
 		}
 		if (err)
-			log_warn("graph: request failed: %s", resp->error);
+			log_msg(failure_level(g), "graph: request failed: %s",
+				resp->error);
+		break;
+	give_up:
+		if (err)
+			log_msg(failure_level(g),
+				"graph: giving up within read_timeout (%.0f s, "
+				"%d attempts): %s",
+				g->give_up_after, attempt, resp->error);
+		else
+			log_msg(failure_level(g),
+				"graph: giving up within read_timeout (%.0f s, "
+				"%d attempts): HTTP %ld",
+				g->give_up_after, attempt, resp->status);
 		break;
 	}
 	if (!err && resp->status < 400) {
 		pthread_mutex_lock(&g->lock);
 		g->throttle_logged = 0;
+		g->failure_logged = 0;
 		pthread_mutex_unlock(&g->lock);
 	}
 out:
@@ -448,7 +497,7 @@ int graph_download(struct graph *g, const char *url, unsigned long long offset,
 	    .sink = download_body,
 	    .sink_ctx = &d,
 	};
-	wait_gate(g);
+	sleep_s(gate_wait(g));
 	int err = http_perform(g->http, &req, resp);
 	count_request(g, GRAPH_ROUTE_DOWNLOAD, err, resp->status);
 	if (!err && (resp->status == 429 || resp->status == 503))

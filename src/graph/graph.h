@@ -22,6 +22,8 @@ struct graph_config {
 	const char *base_url; /* "https://graph.microsoft.com/v1.0" */
 	int max_attempts;     /* per request, 0 = 8 */
 	double backoff_base;  /* first backoff in seconds, 0 = 0.5 */
+	double give_up_after; /* seconds a request may take, retries
+				 included (read_timeout); 0 = no limit */
 };
 
 /* Borrows http and auth. NULL + *err (-ENOMEM). */
@@ -35,6 +37,8 @@ void graph_free(struct graph *g);
  * Returns 0 when a final response arrived (look at resp->status; throttles
  * and 5xx were retried first), a negative errno from the transport after
  * retries, or the auth error (-EACCES, -EAGAIN) when no token could be had.
+ * Retries stop at max_attempts, or sooner when the next wait would end past
+ * give_up_after: the last answer is then returned as it came.
  */
 int graph_get(struct graph *g, const char *path_or_url,
 	      struct http_response *resp);

@@ -279,8 +279,8 @@ class GraphDown(MountCase):
             want2 = f.read()
         self.assertTrue(wait_until(lambda: read_or_none(
             os.path.join(m.mountpoint, "reports", "2026", "q2.csv")) == want2, 60))
-        # The change poll recovers too (a round caught in the outage finishes
-        # its retries first: Graph backoff reaches tens of seconds).
+        # The change poll recovers too (a round caught in the outage gives
+        # up within read_timeout).
         self.assertTrue(wait_until(lambda: json.loads(
             os.getxattr(m.mountpoint, "user.spfs.stats"))["delta_healthy"], 60))
 
@@ -307,12 +307,21 @@ class GraphDown(MountCase):
             # retrying: not at the first refusal.
             took = time.time() - t0
             self.assertTrue(5 < took < 25, f"an uncached read failed after {took:.1f} s")
+            # A folder never listed: its listing gives up within
+            # read_timeout too, not after every Graph backoff step.
+            t0 = time.time()
+            with self.assertRaises(OSError) as e:
+                os.listdir(os.path.join(m.mountpoint, "many"))
+            self.assertEqual(e.exception.errno, errno.EIO)
+            took = time.time() - t0
+            self.assertTrue(5 < took < 25, f"an uncached listing failed after {took:.1f} s")
         finally:
             self.emu.call("POST", "outage", {"down": False})
         with open(os.path.join(self.emu["dataset_dir"], "reports", "2026", "q4.csv"), "rb") as f:
             want4 = f.read()
         self.assertTrue(wait_until(lambda: read_or_none(os.path.join(reports, "q4.csv")) == want4,
                                    60))
+        self.assertEqual(len(os.listdir(os.path.join(m.mountpoint, "many"))), 5)
         self.assertTrue(wait_until(lambda: json.loads(
             os.getxattr(m.mountpoint, "user.spfs.stats"))["delta_healthy"], 60))
         # Said, not shouted: a few lines for the outage, not one per retry.
