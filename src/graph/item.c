@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <json-c/json.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,7 +167,11 @@ static int item_from_json(struct json_object *o, struct graph_item *it)
 		goto out;
 	if ((v = member(o, "size", json_type_int))) {
 		it->size = json_object_get_int64(v);
-		if (it->size < 0)
+		/* json-c keeps 2^63..2^64-1 as unsigned and clamps them to
+		 * INT64_MAX here: no real size, so refused, not clamped. */
+		if (it->size < 0 ||
+		    (it->size == INT64_MAX &&
+		     json_object_get_uint64(v) != (uint64_t)INT64_MAX))
 			goto out;
 	} else if (json_object_object_get_ex(o, "size", &v)) {
 		goto out;

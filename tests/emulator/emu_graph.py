@@ -402,6 +402,7 @@ class GraphApp:
                               fake(18, name=["list-name.csv"]),
                               fake(19, name="etag-object.csv", eTag={"x": 1}),
                               fake(20, name="huge.csv", size=2**63 - 1),
+                              fake(21, name="past-int64.csv", size=2**63),
                               "a string", 42, None, []]
         elif what == "nextlink_loop":
             body.pop("@odata.deltaLink", None)

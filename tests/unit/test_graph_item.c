@@ -110,6 +110,12 @@ static void test_folder_root_deleted_package(void **state)
 	    parse("{\"id\":\"H\",\"name\":\"h\",\"size\":268435456000}", &it),
 	    0);
 	assert_int_equal(it.size, 268435456000LL);
+	graph_item_release(&it);
+	assert_int_equal(
+	    parse("{\"id\":\"H\",\"name\":\"h\",\"size\":9223372036854775807}",
+		  &it),
+	    0);
+	assert_true(it.size == INT64_MAX);
 	assert_int_equal(it.mtime.tv_sec, 0);
 	graph_item_release(&it);
 }
@@ -177,6 +183,11 @@ static void test_malformed(void **state)
 	    "{\"id\":\"\",\"name\":\"x\"}",
 	    "{\"id\":\"x\",\"name\":\"x\",\"size\":-1}",
 	    "{\"id\":\"x\",\"name\":\"x\",\"size\":\"big\"}",
+	    /* Past INT64_MAX: json-c would clamp these to it, a wrong size. */
+	    "{\"id\":\"x\",\"name\":\"x\",\"size\":9223372036854775808}",
+	    "{\"id\":\"x\",\"name\":\"x\",\"size\":18446744073709551615}",
+	    "{\"id\":\"x\",\"name\":\"x\",\"size\":18446744073709551616}",
+	    "{\"id\":\"x\",\"name\":\"x\",\"size\":1e30}",
 	    "{\"id\":\"x\",\"name\":\"x\",\"eTag\":7}",
 	    "{\"id\":\"x\",\"name\":\"x\",\"lastModifiedDateTime\":"
 	    "\"yesterday\"}",
