@@ -22,6 +22,7 @@
 static _Atomic int log_level_cur = LOG_INFO;
 static _Atomic int log_format_cur = LOG_FORMAT_TEXT;
 static _Atomic int log_fd_cur = STDERR_FILENO;
+static _Thread_local bool warnings_demoted;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug",
 					  "trace"};
@@ -143,6 +144,8 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	char when[40];
 	size_t len = 0;
 
+	if (level == LOG_WARN && warnings_demoted)
+		level = LOG_DEBUG;
 	if (!log_enabled(level))
 		return;
 
@@ -184,6 +187,11 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 		p += w;
 		len -= (size_t)w;
 	}
+}
+
+void log_demote_warnings(bool on)
+{
+	warnings_demoted = on;
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)

@@ -41,6 +41,11 @@ int log_format_parse(const char *name, enum log_format *out);
 
 bool log_enabled(enum log_level level);
 
+/* While on, this thread's warnings are written as debug lines: a loop that
+ * retries a failing job warned once at the first failure, and its later
+ * rounds would only repeat it. */
+void log_demote_warnings(bool on);
+
 void log_msg(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void log_vmsg(enum log_level level, const char *fmt, va_list ap)

@@ -1169,7 +1169,12 @@ static void *sync_main(void *arg)
 	pthread_mutex_lock(&fs->sync_lock);
 	while (!fs->stop) {
 		pthread_mutex_unlock(&fs->sync_lock);
+		/* A failing streak is warned of once (below, and by whatever
+		 * the first failed round logged): an endless or broken feed
+		 * must not write the same lines every poll. */
+		log_demote_warnings(warned);
 		int err = delta_once(fs);
+		log_demote_warnings(false);
 		atomic_store(&fs->delta_healthy, err == 0);
 		if (!err)
 			atomic_store(&fs->delta_ok_at, (long long)time(NULL));

@@ -104,12 +104,18 @@ class BadDelta(MountCase):
 
         # A feed that never ends, then one that links to itself: each round
         # gives up in bounded time, the cached tree and bytes stay served.
-        for what, said in (("endless", "pages in a row without an item"),
-                           ("nextlink_loop", "repeated a nextLink")):
+        # Said once per streak, however many rounds fail the same way.
+        for what, said, per_round in (("endless", "pages in a row without an item", 200),
+                                      ("nextlink_loop", "repeated a nextLink", 2)):
             self.emu.fault(route="delta", kind="hostile", what=what)
             try:
                 self.emu.mutate("modify", "reports/2026/q3.csv", text=f"after {what}\n")
                 self.assertTrue(wait_until(lambda: said in m.read_log(), 30), what)
+                seen = len(self.emu.requests("delta"))
+                self.assertTrue(wait_until(
+                    lambda: len(self.emu.requests("delta")) >= seen + 2 * per_round, 30), what)
+                said_lines = [ln for ln in m.read_log().splitlines() if said in ln]
+                self.assertEqual(len(said_lines), 1, said_lines)
                 with open(os.path.join(root, "reports", "2026", "q1.csv"), "rb") as f:
                     self.assertEqual(f.read(), cached)
                 self.assertIn("q2.csv", os.listdir(os.path.join(root, "reports", "2026")))

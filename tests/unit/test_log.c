@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,16 @@ static char *capture(void (*fn)(void))
 	return out;
 }
 
+/* capture() with text lines at level (then back to the default, info). */
+static char *capture_text_at(enum log_level level, void (*fn)(void))
+{
+	log_set_format(LOG_FORMAT_TEXT);
+	log_set_level(level);
+	char *out = capture(fn);
+	log_set_level(LOG_INFO);
+	return out;
+}
+
 static void emit_levels(void)
 {
 	log_error("e %d", 1);
@@ -46,18 +57,47 @@ static void emit_levels(void)
 static void test_level_filter(void **state)
 {
 	(void)state;
-	log_set_format(LOG_FORMAT_TEXT);
-	log_set_level(LOG_WARN);
-	char *out = capture(emit_levels);
+	char *out = capture_text_at(LOG_WARN, emit_levels);
 	assert_non_null(strstr(out, " error: e 1\n"));
 	assert_non_null(strstr(out, " warn: w\n"));
 	assert_null(strstr(out, " info: "));
 	assert_null(strstr(out, " debug: "));
-
-	log_set_level(LOG_DEBUG);
-	out = capture(emit_levels);
+	out = capture_text_at(LOG_DEBUG, emit_levels);
 	assert_non_null(strstr(out, " debug: d\n"));
-	log_set_level(LOG_INFO);
+}
+
+static void *warn_from_another_thread(void *arg)
+{
+	(void)arg;
+	log_warn("other thread");
+	return NULL;
+}
+
+static void emit_demoted(void)
+{
+	pthread_t t;
+
+	log_demote_warnings(true);
+	log_warn("demoted");
+	log_error("still an error");
+	/* Only the calling thread is demoted. */
+	assert_int_equal(
+	    pthread_create(&t, NULL, warn_from_another_thread, NULL), 0);
+	pthread_join(t, NULL);
+	log_demote_warnings(false);
+	log_warn("warned again");
+}
+
+static void test_demoted_warnings(void **state)
+{
+	(void)state;
+	char *out = capture_text_at(LOG_INFO, emit_demoted);
+	assert_null(strstr(out, "demoted"));
+	assert_non_null(strstr(out, " error: still an error\n"));
+	assert_non_null(strstr(out, " warn: other thread\n"));
+	assert_non_null(strstr(out, " warn: warned again\n"));
+	out = capture_text_at(LOG_DEBUG, emit_demoted);
+	assert_non_null(strstr(out, " debug: demoted\n"));
 }
 
 static void emit_hostile(void)
@@ -117,6 +157,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_level_filter),
+	    cmocka_unit_test(test_demoted_warnings),
 	    cmocka_unit_test(test_json_escapes_and_one_line),
 	    cmocka_unit_test(test_long_message_truncated),
 	    cmocka_unit_test(test_parse),
