@@ -14,6 +14,7 @@
 #include "fuse/adapter.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <stdatomic.h>
@@ -293,6 +294,49 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fs_release(f); /* the open was interrupted */
 }
 
+/* Each FUSE thread keeps its read buffer: a fresh MiB-sized one per read
+ * would be an mmap whose every page faults on first touch. */
+struct read_buf {
+	char *data;
+	size_t cap;
+};
+static pthread_key_t read_buf_key;
+static pthread_once_t read_buf_once = PTHREAD_ONCE_INIT;
+
+static void read_buf_free(void *p)
+{
+	struct read_buf *rb = p;
+
+	free(rb->data);
+	free(rb);
+}
+
+static void read_buf_init(void)
+{
+	pthread_key_create(&read_buf_key, read_buf_free);
+}
+
+static char *read_buf_get(size_t size)
+{
+	pthread_once(&read_buf_once, read_buf_init);
+	struct read_buf *rb = pthread_getspecific(read_buf_key);
+	if (!rb) {
+		rb = calloc(1, sizeof(*rb));
+		if (!rb || pthread_setspecific(read_buf_key, rb) != 0) {
+			free(rb);
+			return NULL;
+		}
+	}
+	if (rb->cap < size) {
+		char *p = realloc(rb->data, size);
+		if (!p)
+			return NULL;
+		rb->data = p;
+		rb->cap = size;
+	}
+	return rb->data;
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -304,7 +348,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	buf = malloc(size ? size : 1);
+	buf = read_buf_get(size ? size : 1);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -314,7 +358,6 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		reply_err(req, "read", (int)n);
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
-	free(buf);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino,
