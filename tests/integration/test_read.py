@@ -385,7 +385,9 @@ class ServedBytes(ReadCase):
                 with open(p, "rb") as f:
                     f.read()
             self.assertEqual(e.exception.errno, errno.EIO)
-            self.assertGreaterEqual(len(self.emu.requests("download")), 1, attempt)
+            # The emulator logs a request once it has answered it.
+            self.assertTrue(wait_until(lambda: len(self.emu.requests("download")) >= 1, 10),
+                            attempt)
         self.assertIn(os.path.basename(rel), m.read_log())
         self.assertIn("quickXorHash", m.read_log())
         s = stats(m)
