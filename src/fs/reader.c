@@ -159,9 +159,9 @@ static void trim_locked(struct reader *r)
 	while (n && n->in_done && r->mem.ndone > keep) {
 		struct mem_node *next = mem_lru_next(&r->mem, n);
 		struct chunk *c = container_of(n, struct chunk, lru);
-		bool wait =
-		    mem_lru_linked(&c->pend) && ++waiting <= UNSTORED_MAX;
-		if (!wait && trim_one_locked(r, c, true) &&
+		bool wait = mem_lru_linked(&c->pend) &&
+			    (waiting += c->buf->cap) <= UNSTORED_MAX;
+		if (!wait && trim_one_locked(r, c, true) && r->sq &&
 		    c->state != CH_STORED)
 			atomic_fetch_add(&r->store_lost, 1);
 		n = next;
@@ -619,8 +619,11 @@ static int chunk_bytes_locked(struct reader *r, struct rfile *f, uint64_t idx,
 			}
 			memcpy(dst, c->buf->data + in, want);
 			/* Read to its end: a sequential reader is done with
-			 * it, so it goes first when memory is short. */
-			mem_lru_touch(&r->mem, &c->lru, in + want == clen);
+			 * it, so it goes first when memory is short (and a
+			 * straggling piece read after the end does not bring
+			 * it back). */
+			mem_lru_touch(&r->mem, &c->lru,
+				      in + want == clen || c->lru.in_done);
 			*got = want;
 			return 0;
 		case CH_FETCHING:
@@ -922,7 +925,7 @@ struct reader *reader_new(struct graph *g, struct content *store,
 	mem_lru_init(&r->mem);
 	mem_lru_init(&r->unstored);
 	r->budget =
-	    budget_new((size_t)r->chunk, (unsigned)(r->mem_cap / r->chunk));
+	    budget_new((size_t)r->chunk, 2);
 	r->urls = url_cache_new();
 	if (!r->budget || !r->urls)
 		goto fail;

@@ -115,7 +115,7 @@ bool store_queue_push(struct store_queue *q, const char *item_id,
 	struct entry *e;
 
 	pthread_mutex_lock(&q->lock);
-	if (q->queued_bytes + buf->len > q->cfg.max_bytes && q->head) {
+	if (q->queued_bytes && q->queued_bytes + buf->len > q->cfg.max_bytes) {
 		pthread_mutex_unlock(&q->lock);
 		atomic_fetch_add(&q->skipped_full, 1);
 		return false;
