@@ -259,7 +259,13 @@ static int rels_read(struct archive *a, const char *source, struct rels *r,
 		 source + dir);
 	err = xml_parse_part(a, part, &h, r, e);
 	free(part);
-	return err == -ENOENT ? 0 : err;
+	if (err == -ENOENT)
+		return 0;
+	if (err) {
+		rels_release(r);
+		memset(r, 0, sizeof(*r));
+	}
+	return err;
 }
 
 static const struct rel *rel_by_type(const struct rels *r, const char *suffix)

@@ -61,7 +61,7 @@ struct sheet_run {
 	char type; /* n s S(tr) i(nlineStr) b e d */
 	uint32_t col, style;
 	char *text;
-	size_t len;
+	size_t len, cap;
 	/* sink wrapper */
 	sheets_sink_fn sink;
 	void *sink_ctx;
@@ -260,6 +260,16 @@ static int append_text(struct sheet_run *s, const char *p, size_t n)
 {
 	if (s->len + n > CELL_TEXT_MAX)
 		return bad(s, "a cell's text exceeds %u bytes", CELL_TEXT_MAX);
+	if (s->len + n > s->cap) {
+		size_t cap = s->cap * 2;
+		while (cap < s->len + n)
+			cap *= 2;
+		char *t = realloc(s->text, cap);
+		if (!t)
+			return sheets_fail(s->e, -ENOMEM, "out of memory");
+		s->text = t;
+		s->cap = cap;
+	}
 	memcpy(s->text + s->len, p, n);
 	s->len += n;
 	return 0;
@@ -446,7 +456,11 @@ int xlsx_convert(struct xlsx_book *b, size_t i, sheets_sink_fn sink,
 	struct sheet_run *s = calloc(1, sizeof(*s));
 	int err;
 
-	if (!s || !(s->text = malloc(CELL_TEXT_MAX))) {
+	if (s) {
+		s->cap = 4096; /* grows to CELL_TEXT_MAX for a long cell */
+		s->text = malloc(s->cap);
+	}
+	if (!s || !s->text) {
 		free(s);
 		return sheets_fail(e, -ENOMEM, "out of memory");
 	}
