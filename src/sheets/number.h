@@ -5,7 +5,7 @@
 /*
  * Numbers as CSV text: the shortest decimal that reads back (strtod) as the
  * same double, laid out like JavaScript's Number#toString: positional for
- * 1e-7 < |x| < 1e21 ("0.1", "1000000", "-2.5"), else "1.5e+21", "1e-7".
+ * 1e-6 <= |x| < 1e21 ("0.1", "1000000", "-2.5"), else "1.5e+21", "1e-7".
  * No locale is consulted; "-0" is written "0".
  */
 
