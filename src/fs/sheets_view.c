@@ -68,6 +68,7 @@ struct sheets_file {
 	size_t sheet;
 	uint64_t size;
 	char *key_item, *key_version, *name;
+	bool pinned;
 };
 
 static uint64_t folder_ino(uint64_t wb)
@@ -126,12 +127,14 @@ void sheets_view_free(struct sheets_view *v)
 }
 
 /* A workbook the view serves: a file with a workbook's extension, a
- * content version and an inode the virtual numbers can carry. */
+ * content version, an inode the virtual numbers can carry, and a name
+ * that still fits NAME_MAX with ".sheets" added. */
 static bool is_workbook(const struct meta_item *it)
 {
 	enum sheets_format f;
 
 	return !it->is_dir && fs_content_version(it) && it->ino <= SV_MAX_WB &&
+	       strlen(it->name) + strlen(SUFFIX) <= 255 &&
 	       sheets_format_of(it->name, &f);
 }
 
@@ -539,6 +542,9 @@ int sheets_view_open(struct sheets_view *v, uint64_t ino,
 	e->b.sheets[i].opened = true;
 	pthread_mutex_unlock(&v->lock);
 	*size = f->size;
+	/* Evicted last while open (a miss converts the workbook again). */
+	content_pin(v->fs->store, f->key_item);
+	f->pinned = true;
 	*out = f;
 	f = NULL;
 out:
@@ -606,6 +612,8 @@ void sheets_view_release(struct sheets_file *f)
 {
 	if (!f)
 		return;
+	if (f->pinned)
+		content_unpin(f->v->fs->store, f->key_item);
 	free(f->key_item);
 	free(f->key_version);
 	free(f->name);

@@ -263,7 +263,12 @@ static void child_main(int out, int file)
 	char path[64];
 	unsigned int info = 0;
 
+	/* The daemon's handlers (FUSE's SIGTERM, SIGPIPE ignored) are not
+	 * the child's: a signal ends it, a closed pipe too. */
 	signal(SIGPIPE, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
 	child_limits();
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", file);
 	int rc = freexl_open(path, &h);
