@@ -8,6 +8,13 @@
  * knows no entity (the five predefined ones and character references are
  * decoded by libxml2 before it asks). Errors are reported as libxml2's
  * code and line, never its message (which may quote the part's text).
+ *
+ * Why no DTD at all, measured with Debian 12's libxml2 2.9.14: it stops a
+ * billion laughs itself ("entity reference loop", in milliseconds), but
+ * not a quadratic blowup: one 50,000-byte entity referenced 50,000 times,
+ * a 200 KB document, delivers 2.5 GB of text in 2.4 s, with or without
+ * XML_PARSE_NOENT, and no zip ratio check sees it (the part is small).
+ * Office parts never have a DOCTYPE, so refusing one costs nothing.
  */
 #include "config.h"
 

@@ -474,6 +474,20 @@ static void test_entities_are_refused(void **state)
 		   "t=\"inlineStr\"><is><t>&x;</t></is></c></row></sheetData>"
 		   "</worksheet>",
 		   NULL, NULL, "a DOCTYPE");
+	/* A quadratic blowup (libxml2 2.9.14 would deliver it all): one
+	 * entity of 10,000 bytes referenced 10,000 times. */
+	char *quad = malloc(200000);
+	size_t n = (size_t)sprintf(quad, "<!DOCTYPE w [<!ENTITY a \"");
+	memset(quad + n, 'x', 10000);
+	n += 10000;
+	n +=
+	    (size_t)sprintf(quad + n, "\">]><worksheet><sheetData><row r=\"1\">"
+				      "<c r=\"A1\" t=\"inlineStr\"><is><t>");
+	for (int i = 0; i < 10000; i++)
+		n += (size_t)sprintf(quad + n, "&a;");
+	sprintf(quad + n, "</t></is></c></row></sheetData></worksheet>");
+	expect_bad(quad, NULL, NULL, "a DOCTYPE");
+	free(quad);
 	/* An entity never declared: malformed. */
 	expect_bad(SHEET("", "<row r=\"1\"><c r=\"A1\" t=\"inlineStr\"><is>"
 			     "<t>&x;</t></is></c></row>"),
