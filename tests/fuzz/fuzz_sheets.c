@@ -142,11 +142,14 @@ static uint8_t *with_sheet(const uint8_t *xml, size_t n, size_t *len)
 	z = zip_open_from_source(src, ZIP_TRUNCATE, &ze);
 	if (!z)
 		abort();
-	for (size_t i = 0; i < sizeof(FIXED) / sizeof(FIXED[0]); i += 2)
-		zip_file_add(
+	/* Stored, not deflated: no zlib state to set up per run. */
+	for (size_t i = 0; i < sizeof(FIXED) / sizeof(FIXED[0]); i += 2) {
+		zip_int64_t k = zip_file_add(
 		    z, FIXED[i],
 		    zip_source_buffer(z, FIXED[i + 1], strlen(FIXED[i + 1]), 0),
 		    0);
+		zip_set_file_compression(z, (zip_uint64_t)k, ZIP_CM_STORE, 0);
+	}
 	zip_int64_t idx =
 	    zip_file_add(z, "xl/s.xml", zip_source_buffer(z, xml, n, 0), 0);
 	zip_set_file_compression(z, (zip_uint64_t)idx, ZIP_CM_STORE, 0);
