@@ -4,8 +4,9 @@
 
 /*
  * Office Open XML workbooks (.xlsx, .xlsm), inside src/sheets only:
- * xlsx_book.c reads the package (relationships, workbook, styles, shared
- * strings), xlsx_sheet.c streams one worksheet into the CSV writer.
+ * xlsx_book.c reads the package (relationships, workbook, styles),
+ * xlsx_strings.c the shared strings and escapes, xlsx_sheet.c streams one
+ * worksheet into the CSV writer.
  */
 
 #include <stdbool.h>
@@ -54,7 +55,9 @@ struct xlsx_book *xlsx_open(const struct sheets_input *in,
 			    const struct sheets_limits *lim,
 			    struct sheets_error *e);
 void xlsx_close(struct xlsx_book *b);
-/* Reads the shared strings on first use. 0 or -errno with e set. */
+
+/* xlsx_strings.c: reads the shared strings on first use. 0 or -errno with
+ * e set (-EBADMSG past strings_max). */
 int xlsx_load_strings(struct xlsx_book *b, struct sheets_error *e);
 
 /* Decodes Office's _xHHHH_ escapes in place (ECMA-376 ST_Xstring: "_x000D_"
