@@ -186,6 +186,17 @@ int number_parse_format(const char *s, size_t n, double *x,
 
 	if (parse_text(s, n, &d, &sig) != 0)
 		return -EINVAL;
+	/* The common case needs no floating point at all: a zero, or 15
+	 * digits or fewer well inside the normal range (finite, and the
+	 * digits are the shortest). */
+	if (!x &&
+	    (sig == 0 || (sig <= 15 && d.exp10 > -300 && d.exp10 < 300))) {
+		*len = layout(&d, out);
+		return 0;
+	}
+	double v;
+	if (!x)
+		x = &v;
 	/* strtod needs a NUL; a longer text is still parsed exactly. */
 	if (n < sizeof(tmp)) {
 		memcpy(tmp, s, n);

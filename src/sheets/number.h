@@ -18,8 +18,9 @@
 size_t number_format(double x, char out[NUMBER_TEXT_MAX]);
 
 /* A cell's stored number, e.g. "1.5", "-3E-05", "0.10000000000000001":
- * its value in *x and its text in out. -EINVAL when it is not a finite
- * decimal number (hex, inf, nan, spaces and empty text are refused). */
+ * its text in out and, unless x is NULL (then the common case costs no
+ * strtod), its value in *x. -EINVAL when it is not a finite decimal
+ * number (hex, inf, nan, spaces and empty text are refused). */
 int number_parse_format(const char *s, size_t n, double *x,
 			char out[NUMBER_TEXT_MAX], size_t *len);
 

@@ -342,15 +342,19 @@ static int end_cell(struct sheet_run *s)
 		char num[NUMBER_TEXT_MAX], date[NUMFMT_TEXT_MAX];
 		double x;
 		size_t n;
+		enum numfmt_kind kind =
+		    s->style != UINT32_MAX && s->style < s->b->nxf
+			? (enum numfmt_kind)s->b->xf_kind[s->style]
+			: NUMFMT_NUMBER;
 		if (!s->len)
 			return 0;
-		if (number_parse_format(s->text, s->len, &x, num, &n) != 0)
+		/* The value itself only for a date or time. */
+		if (number_parse_format(s->text, s->len,
+					kind != NUMFMT_NUMBER ? &x : NULL, num,
+					&n) != 0)
 			return bad(s, "a number cell that holds no number");
-		if (s->style != UINT32_MAX && s->style < s->b->nxf &&
-		    s->b->xf_kind[s->style] != NUMFMT_NUMBER) {
-			size_t k = numfmt_format(
-			    x, (enum numfmt_kind)s->b->xf_kind[s->style],
-			    s->b->date1904, date);
+		if (kind != NUMFMT_NUMBER) {
+			size_t k = numfmt_format(x, kind, s->b->date1904, date);
 			if (k)
 				return emit(s, date, k, 0);
 		}

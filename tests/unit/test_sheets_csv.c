@@ -220,6 +220,22 @@ static void test_number_from_cell_text(void **state)
 	      1.234567890123457e+17);
 	parse(".5", "0.5", 0.5);
 	parse("1E-400", "0", 0);
+	/* Without the value: the same text, the same refusals. */
+	const char *same[] = {
+	    "42",     "-0",    "0.10000000000000001",	"1E-400",
+	    "2.5e-3", "1e308", "1.7976931348623157e308"};
+	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+		char want[NUMBER_TEXT_MAX];
+		assert_int_equal(
+		    number_parse_format(same[i], strlen(same[i]), &x, want, &n),
+		    0);
+		assert_int_equal(number_parse_format(same[i], strlen(same[i]),
+						     NULL, out, &n),
+				 0);
+		assert_string_equal(out, want);
+	}
+	assert_int_equal(number_parse_format("1e309", 5, NULL, out, &n),
+			 -EINVAL);
 	const char *bad[] = {"",      "-",     "1e",  "1e+", "abc",
 			     "1.2.3", "0x10",  "inf", "nan", " 1",
 			     "1 ",    "1e999", "--1"};
