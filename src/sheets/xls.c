@@ -353,8 +353,10 @@ static int stream_failed(struct xls_book *b, int err, struct sheets_error *e)
 
 	b->broken = 1;
 	if (err == -ETIMEDOUT) {
+		/* Wall time: a loaded machine, not only a hostile file, so
+		 * worth another try later (not -EBADMSG). */
 		reap(b, &status);
-		return sheets_fail(e, -EBADMSG,
+		return sheets_fail(e, -ETIMEDOUT,
 				   "libfreexl made no progress for %d s "
 				   "(stopped)",
 				   XLS_IDLE_SECONDS);
