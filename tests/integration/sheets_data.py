@@ -182,6 +182,13 @@ def hostile_books():
     xls[at:at + 64] = name.ljust(64, b"\0")
     xls[at + 64:at + 66] = len(name).to_bytes(2, "little")
     books["secret.xlsx"] = (bytes(xls), "password-protected")
+    # A legacy sheet whose DIMENSIONS record claims 65536 x 200 cells:
+    # libfreexl would allocate (and touch) 206 MB for this 6 KB file.
+    xls = bytearray(legacy_book())
+    at = xls.find(b"\x00\x02\x0e\x00")  # DIMENSIONS, 14 bytes
+    xls[at + 4:at + 16] = (0).to_bytes(4, "little") + (65536).to_bytes(4, "little") + \
+        (0).to_bytes(2, "little") + (200).to_bytes(2, "little")
+    books["huge.xls"] = (bytes(xls), "more than 128 MiB")
     return books
 
 
