@@ -77,6 +77,13 @@ struct content_chunk {
  * nothing stored), -errno. */
 int content_put(struct content *c, struct content_chunk *chunks, size_t n);
 
+/* Stores one chunk whose folds are not at hand (content made here, not
+ * downloaded): computes them, then content_put. 0, -EFBIG (larger than the
+ * cap allows: not stored), -ENOSPC, -errno. */
+int content_put_bytes(struct content *c, const char *item_id,
+		      const char *version, uint64_t index, const void *data,
+		      size_t len);
+
 /* The stored length of a chunk, 0 when it is not stored. */
 uint64_t content_chunk_len(struct content *c, const char *item_id,
 			   const char *version, uint64_t index);

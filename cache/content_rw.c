@@ -349,6 +349,35 @@ out:
 	return err ? err : stored;
 }
 
+int content_put_bytes(struct content *c, const char *item_id,
+		      const char *version, uint64_t index, const void *data,
+		      size_t len)
+{
+	unsigned char *folds = malloc(content_folds_len(len) + 1);
+	const unsigned char *p = data;
+
+	if (!folds)
+		return -ENOMEM;
+	for (size_t b = 0; b * CONTENT_BLOCK < len; b++) {
+		size_t n = len - b * CONTENT_BLOCK < CONTENT_BLOCK
+			       ? len - b * CONTENT_BLOCK
+			       : CONTENT_BLOCK;
+		struct qxh h;
+		qxh_init_at(&h, index * c->chunk_size + b * CONTENT_BLOCK);
+		qxh_update(&h, p + b * CONTENT_BLOCK, n);
+		memcpy(folds + b * CONTENT_FOLD_LEN, h.fold, CONTENT_FOLD_LEN);
+	}
+	struct content_chunk k = {.item_id = item_id,
+				  .version = version,
+				  .index = index,
+				  .data = data,
+				  .len = len,
+				  .folds = folds};
+	int n = content_put(c, &k, 1);
+	free(folds);
+	return n < 0 ? n : n == 1 ? 0 : -EFBIG;
+}
+
 long content_evict(struct content *c)
 {
 	long evicted = 0;

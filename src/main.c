@@ -265,6 +265,8 @@ static int run_mount(struct options *o)
 	    .small_file = o->small_file,
 	    .read_timeout = o->read_timeout,
 	    .cache_size = o->cache_size,
+	    .sheets = o->sheets,
+	    .sheets_tmp_dir = dir,
 	};
 	fs = fs_new(g, m, store, drive_id, root_id, &fc, &err);
 	if (!fs) {

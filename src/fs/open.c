@@ -27,13 +27,15 @@
 #include "cache/meta.h"
 #include "fs/item_map.h"
 #include "fs/reader.h"
+#include "fs/sheets_view.h"
 #include "graph/graph.h"
 #include "graph/item.h"
 
 struct fs_file {
 	struct fs *fs;
 	struct reader_handle *h;
-	uint64_t ino; /* the kernel's */
+	struct sheets_file *sheet; /* a CSV of a .sheets folder instead */
+	uint64_t ino;		   /* the kernel's */
 };
 
 struct open_ino *fs_open_find_locked(struct fs *fs, uint64_t ino)
@@ -202,16 +204,45 @@ static void prefetch_siblings(struct fs *fs, const struct meta_item *it)
 		meta_item_release(&l.items[i]);
 }
 
+/* A CSV of a .sheets folder (sheets_view.c). */
+static int open_sheet(struct fs *fs, uint64_t ino, struct fs_file **out,
+		      int *keep_cache, int *size_changed)
+{
+	struct fs_file *f = calloc(1, sizeof(*f));
+	uint64_t size = 0;
+	int err = !f	       ? -ENOMEM
+		  : fs->sheets ? sheets_view_open(fs->sheets, ino, &f->sheet,
+						  &size, keep_cache)
+			       : -ENOENT;
+
+	if (!err)
+		err = open_note(fs, ino, size);
+	if (err) {
+		if (f)
+			sheets_view_release(f->sheet);
+		free(f);
+		return err;
+	}
+	f->fs = fs;
+	f->ino = ino;
+	*size_changed = !*keep_cache;
+	*out = f;
+	return 0;
+}
+
 int fs_open(struct fs *fs, uint64_t ino, struct fs_file **out, int *keep_cache,
 	    int *size_changed)
 {
 	struct meta_item it;
 	uint64_t store_ino = to_store(fs, ino);
-	int err = meta_get(fs->m, store_ino, &it);
+	int err;
 
 	*out = NULL;
 	*keep_cache = 0;
 	*size_changed = 0;
+	if (sheets_view_owns(ino))
+		return open_sheet(fs, ino, out, keep_cache, size_changed);
+	err = meta_get(fs->m, store_ino, &it);
 	if (err)
 		return err;
 	const char *version = fs_content_version(&it);
@@ -270,6 +301,8 @@ out:
 
 ssize_t fs_read(struct fs_file *f, char *buf, size_t size, uint64_t off)
 {
+	if (f->sheet)
+		return sheets_view_read(f->sheet, buf, size, off);
 	return reader_read(f->h, buf, size, off);
 }
 
@@ -277,7 +310,10 @@ void fs_release(struct fs_file *f)
 {
 	if (!f)
 		return;
-	reader_release(f->h);
+	if (f->sheet)
+		sheets_view_release(f->sheet);
+	else
+		reader_release(f->h);
 	open_forget(f->fs, f->ino);
 	free(f);
 }
