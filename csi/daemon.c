@@ -151,8 +151,7 @@ enum csi_code daemon_check(struct daemon *d, const struct mounter_config *cfg,
 	buf_init(&out, CHECK_OUT);
 	status = spawn_run(cmd.argv, (int)(cfg->mount_timeout * 1000), &out);
 	if (status != 0) {
-		buf_appendf(msg,
-			    "spfs --check refused %s as client %s for %s/%s: ",
+		buf_appendf(msg, "%s as client %s (service account %s/%s): ",
 			    d->spec.source, d->spec.client_id,
 			    d->spec.namespace_, d->spec.service_account);
 		if (status < 0 && status != -ETIMEDOUT) {

@@ -107,6 +107,8 @@ static void teardown(struct mounter *m, struct daemon *d)
 	d->removed = true;
 	d->token_expires_at = 0;
 	pthread_mutex_unlock(&m->s.lock);
+	/* The supervisor holds a ref through its poll: wake it to let go. */
+	mounter_wake(m);
 	log_info("mounter: %s: no targets left; spfs stopped, token and "
 		 "cache deleted",
 		 d->key);
@@ -330,7 +332,10 @@ static char *status_json(struct mounter *m)
 		goto out;
 	pthread_mutex_lock(&m->s.lock);
 	for (struct daemon *d = m->daemons; d; d = d->next) {
-		struct json_object *j = json_object_new_object();
+		struct json_object *j;
+		if (d->removed)
+			continue; /* on its way out */
+		j = json_object_new_object();
 		if (!j)
 			break;
 		json_object_object_add(j, "key",
