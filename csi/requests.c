@@ -68,9 +68,12 @@ static enum csi_code bind_target(struct mounter *m, struct daemon *d,
 		mount_detach_spfs(target);
 	}
 	if (mkdir(target, 0750) != 0 && errno != EEXIST) {
-		buf_appendf(msg, "cannot create target %s: %s", target,
-			    strerror(errno));
-		return errno == ENOENT ? CSI_NOT_FOUND : CSI_INTERNAL;
+		int e = errno;
+		buf_appendf(
+		    msg, "cannot create target %s: %s%s", target, strerror(e),
+		    e == ENOENT ? " (the CO creates its parent directory)"
+				: "");
+		return e == ENOENT ? CSI_FAILED_PRECONDITION : CSI_INTERNAL;
 	}
 	if (lstat(target, &st) != 0 || !S_ISDIR(st.st_mode)) {
 		buf_appendf(msg, "target %s is not a directory", target);
@@ -356,8 +359,6 @@ static char *status_json(struct mounter *m)
 				       json_object_new_int(d->ntargets));
 		json_object_object_add(j, "crashes",
 				       json_object_new_int((int)d->crashes));
-		json_object_object_add(j, "removed",
-				       json_object_new_boolean(d->removed));
 		json_object_array_add(ds, j);
 	}
 	for (struct target *t = m->targets; t; t = t->next) {
