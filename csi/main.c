@@ -140,7 +140,18 @@ static int parse(int argc, char **argv, struct args *a)
 	}
 	for (; i < argc; i++) {
 		const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		bool known = false;
+		char flag[64];
+		bool known = false, joined = false;
+		/* --flag=value, as Kubernetes manifests usually write it. */
+		const char *eq =
+		    strncmp(f, "--", 2) == 0 ? strchr(f, '=') : NULL;
+		if (eq && (size_t)(eq - f) < sizeof(flag)) {
+			memcpy(flag, f, (size_t)(eq - f));
+			flag[eq - f] = '\0';
+			f = flag;
+			v = eq + 1;
+			joined = true;
+		}
 		if (strcmp(f, "-h") == 0 || strcmp(f, "--help") == 0) {
 			usage(stdout);
 			return 1;
@@ -196,7 +207,8 @@ static int parse(int argc, char **argv, struct args *a)
 				f);
 			return -EINVAL;
 		}
-		i++; /* every flag takes a value */
+		if (!joined)
+			i++; /* every flag takes a value */
 	}
 	return 0;
 }

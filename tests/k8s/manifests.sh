@@ -53,6 +53,9 @@ for dir in csi csi/examples; do
 		fail=1
 	}
 done
+# The built spfs-csi (when there is one) must take the manifests' arguments.
+SPFS_CSI_BIN=${SPFS_BUILDDIR:-.}/spfs-csi
+export SPFS_CSI_BIN
 if node "$work/validate.mjs" --csi "$work/csi.yaml" "$work/csi-examples.yaml"; then
 	echo "ok - the CSI driver and its examples render and validate (restricted apps)"
 else
@@ -91,5 +94,6 @@ expect_invalid csi-root-app 's/runAsNonRoot: true/runAsNonRoot: false/' csi-exam
 expect_invalid csi-escalating-app 's/allowPrivilegeEscalation: false/allowPrivilegeEscalation: true/' csi-examples --csi
 expect_invalid csi-unconfined-app 's/type: RuntimeDefault/type: Unconfined/' csi-examples --csi
 expect_invalid csi-writable 's/readOnly: true/readOnly: false/' csi-examples --csi
+expect_invalid csi-flag 's/--state-dir=/--statedir=/' csi --csi
 expect_invalid csi-hostpath-app '/persistentVolumeClaim:$/,/readOnly: true$/{s|persistentVolumeClaim:|hostPath:|; s|claimName: sharepoint-finance|path: /var/lib/spfs|; /readOnly: true/d}' csi-examples --csi
 exit "$fail"

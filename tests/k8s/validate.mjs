@@ -12,7 +12,8 @@
 //     and every app pod within the restricted Pod Security Standard.
 //
 //   node validate.mjs [--policy | --csi] FILE.yaml...   exit 0 when all are valid
-import { readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 import { parseAllDocuments } from "yaml";
 
 const args = process.argv.slice(2);
@@ -263,7 +264,31 @@ function csiAppPolicy(spec, all, where) {
   check(spec.automountServiceAccountToken === false, where, "the app needs no API token");
 }
 
+// With SPFS_CSI_BIN, the built spfs-csi must accept the exact arguments
+// the manifests give it (each command line is run with --help last, which
+// stops it after parsing everything before).
+function csiCommandLines(obj, where) {
+  const bin = process.env.SPFS_CSI_BIN;
+  if (!bin || !existsSync(bin)) return;
+  for (const c of obj.spec.template.spec.containers) {
+    const lines = [];
+    const cmd = [...(c.command || []), ...(c.args || [])];
+    const at = cmd.indexOf("spfs-csi");
+    if (at >= 0) lines.push(cmd.slice(at + 1));
+    const probe = c.livenessProbe?.exec?.command || [];
+    if (probe[0] === "spfs-csi") lines.push(probe.slice(1));
+    for (const args of lines) {
+      try {
+        execFileSync(bin, [...args, "--help"], { stdio: ["ignore", "ignore", "pipe"] });
+      } catch (e) {
+        errors.push(`${where}: ${c.name}: spfs-csi refuses ${JSON.stringify(args)}: ${String(e.stderr).trim()}`);
+      }
+    }
+  }
+}
+
 function csiPolicy(obj, all, where) {
+  if (obj.kind === "DaemonSet") csiCommandLines(obj, where);
   if (obj.kind === "CSIDriver") return csiDriverPolicy(obj, where);
   if (obj.kind === "DaemonSet" && obj.metadata.name === "spfs-csi-node") return csiNodePolicy(obj, all, where);
   if (obj.kind === "DaemonSet" && obj.metadata.name === "spfs-csi-mounter") return csiMounterPolicy(obj, where);
