@@ -34,6 +34,7 @@ import glob  # noqa: E402
 import json  # noqa: E402
 import signal  # noqa: E402
 import stat  # noqa: E402
+import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import unittest  # noqa: E402
@@ -98,8 +99,11 @@ class CsiCase(MountCase):
 
     def setUp(self):
         super().setUp()
-        # Short: unix socket paths have 108 bytes.
+        # Short: unix socket paths have 108 bytes. Traversable by anyone,
+        # like /var/lib/kubelet, so a non-root app can reach a target.
         self.node_dir = tempfile.mkdtemp(prefix="node", dir=self.tmp)
+        os.chmod(self.tmp, 0o755)
+        os.chmod(self.node_dir, 0o755)
         method = getattr(self, self._testMethodName)
         self.restart_delay = getattr(method, "restart_delay", 0.5)
         self.node = Node(self.node_dir, self.emu, restart_delay=self.restart_delay)
@@ -171,6 +175,11 @@ class Lifecycle:
         self.assertIn("tiny.csv", app.ask("listdir")["ok"])
         self.assertEqual(app.read("tiny.csv"), self.tiny)
         self.assertEqual(app.ask("write", "new.csv"), {"errno": errno.EROFS})
+        # An app that runs as nobody (the restricted standard's non-root
+        # user) reads it too: the daemons mount with allow_other.
+        r = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                            "cat", os.path.join(target, "tiny.csv")], capture_output=True)
+        self.assertEqual((r.returncode, r.stdout), (0, self.tiny), r.stderr)
         # The mount is read-only on the target too.
         with open("/proc/self/mountinfo", encoding="utf-8") as f:
             line = next(ln for ln in f if f" {target} " in ln and "fuse.spfs" in ln)
