@@ -150,6 +150,15 @@ enum csi_code daemon_check(struct daemon *d, const struct mounter_config *cfg,
 		return CSI_INTERNAL;
 	buf_init(&out, CHECK_OUT);
 	status = spawn_run(cmd.argv, (int)(cfg->mount_timeout * 1000), &out);
+	if (status != 0 && status != 1 && status != 2) {
+		/* Not a failure spfs reported (1) or a usage error (2): keep
+		 * what it printed, its end at least (no tokens in it). */
+		size_t n = out.len > 2048 ? 2048 : out.len;
+		log_warn("mounter: %s: spfs --check ended with status %d; the "
+			 "end of its output: %.*s",
+			 d->key, status, (int)n,
+			 out.data ? out.data + out.len - n : "");
+	}
 	if (status != 0) {
 		buf_appendf(msg, "%s as client %s (service account %s/%s): ",
 			    d->spec.source, d->spec.client_id,

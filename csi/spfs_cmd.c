@@ -115,8 +115,13 @@ enum csi_code spfs_check_explain(int status, const char *report,
 		return CSI_UNAVAILABLE;
 	}
 	/* Whatever else spfs logged as an error ("result: FAILED" after a
-	 * credential it could not set up), or its last words. */
+	 * credential it could not set up; or its report never came, when it
+	 * was killed), or its last words. An Entra refusal it logged is still
+	 * a refusal. */
+	size_t from = msg->len;
 	spfs_log_explain(report, msg);
+	if (strstr(msg->data ? msg->data + from : "", "AADSTS"))
+		return CSI_PERMISSION_DENIED;
 	if (strstr(report, "result: FAILED"))
 		return CSI_UNAVAILABLE;
 	return status < 0 || status > 128 ? CSI_DEADLINE_EXCEEDED : CSI_UNKNOWN;

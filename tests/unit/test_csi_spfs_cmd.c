@@ -135,6 +135,13 @@ static void test_check_reports(void **state)
 	       "the workload identity credential cannot be used\n",
 	       CSI_UNAVAILABLE, "the certificate cannot be used");
 	expect(137, "", CSI_DEADLINE_EXCEEDED, "printed nothing");
+	/* The report lost (spfs died before flushing stdout), the refusal
+	 * it logged kept. */
+	expect(23,
+	       "t spfs[1] error: workload identity: no federated credential "
+	       "(AADSTS70021, trace x)\n==1==ERROR: LeakSanitizer: detected "
+	       "memory leaks\n",
+	       CSI_PERMISSION_DENIED, "AADSTS70021");
 }
 
 static void test_log_explain(void **state)
