@@ -118,6 +118,11 @@ class CsiCase(MountCase):
         self.kubelet.close()
         failed = any(e for _, e in (getattr(self._outcome, "errors", None) or []) if e)
         self.node.shutdown()
+        # spfs --check must end with 0, 1 (refused) or 2 (usage); anything
+        # else (a sanitizer's exit, a crash) is a bug the mounter logged.
+        odd = [ln for ln in self.node.logs().splitlines() if "spfs --check ended with" in ln]
+        if odd and not failed:
+            self.fail("spfs --check died: " + " | ".join(odd)[:4000])
         if failed:
             print(f"--- node logs of {self.id()} ---\n{self.node.tail(self.node.mounter_log, 60)}"
                   f"{self.node.tail(self.node.plugin_log, 20)}")
