@@ -110,6 +110,17 @@ static void expect_invalid(struct fixture *f, const char *words)
 		fail_msg("message '%s' does not say '%s'", msg, words);
 }
 
+/* The complete request with one attribute changed (NULL: removed). */
+static void expect_ctx_invalid(const char *key, const char *value,
+			       const char *words)
+{
+	struct fixture f;
+
+	fixture_init(&f);
+	set_ctx(&f, key, value);
+	expect_invalid(&f, words);
+}
+
 static void test_complete_request(void **state)
 {
 	struct fixture f;
@@ -164,24 +175,20 @@ static void test_missing_fields(void **state)
 	fixture_init(&f);
 	f.r.access_mode = CSI_MODE_UNKNOWN;
 	expect_invalid(&f, "access_mode is required");
-	fixture_init(&f);
-	set_ctx(&f, "source", NULL);
-	expect_invalid(&f, "source is required");
-	fixture_init(&f);
-	set_ctx(&f, "clientID", "");
-	expect_invalid(&f, "clientID is required");
-	fixture_init(&f);
-	set_ctx(&f, "tenantID", NULL);
-	expect_invalid(&f, "tenantID is required");
-	fixture_init(&f);
-	set_ctx(&f, "csi.storage.k8s.io/pod.namespace", NULL);
-	expect_invalid(&f, "podInfoOnMount");
-	fixture_init(&f);
-	set_ctx(&f, "csi.storage.k8s.io/serviceAccount.name", NULL);
-	expect_invalid(&f, "podInfoOnMount");
-	fixture_init(&f);
-	set_ctx(&f, SA_TOKENS_KEY, NULL);
-	expect_invalid(&f, "tokenRequests");
+	/* Attributes left out (NULL) or empty. */
+	static const struct {
+		const char *key, *value, *words;
+	} missing[] = {
+	    {"source", NULL, "source is required"},
+	    {"clientID", "", "clientID is required"},
+	    {"tenantID", NULL, "tenantID is required"},
+	    {"csi.storage.k8s.io/pod.namespace", NULL, "podInfoOnMount"},
+	    {"csi.storage.k8s.io/serviceAccount.name", NULL, "podInfoOnMount"},
+	    {SA_TOKENS_KEY, NULL, "tokenRequests"},
+	};
+	for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++)
+		expect_ctx_invalid(missing[i].key, missing[i].value,
+				   missing[i].words);
 }
 
 static void test_capabilities(void **state)
@@ -224,27 +231,21 @@ static void test_attribute_values(void **state)
 	char msg[4096];
 
 	(void)state;
-	fixture_init(&f);
-	set_ctx(&f, "clientId", CLIENT); /* a typo of clientID */
-	expect_invalid(&f, "unknown volume attribute 'clientId'");
-	fixture_init(&f);
-	set_ctx(&f, "clientID", "not-a-guid");
-	expect_invalid(&f, "GUID");
-	fixture_init(&f);
-	set_ctx(&f, "clientID", CLIENT ",auth=secret");
-	expect_invalid(&f, "GUID");
+	static const struct {
+		const char *key, *value, *words;
+	} bad[] = {
+	    {"clientId", CLIENT, "unknown volume attribute 'clientId'"},
+	    {"clientID", "not-a-guid", "GUID"},
+	    {"clientID", CLIENT ",auth=secret", "GUID"},
+	    {"tenantID", "a/b", "tenantID"},
+	    {"source", "http://contoso.sharepoint.com/sites/x", "https://"},
+	    {"source", "https://x/sites/a,b", "commas"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_ctx_invalid(bad[i].key, bad[i].value, bad[i].words);
 	fixture_init(&f);
 	set_ctx(&f, "tenantID", "contoso.onmicrosoft.com");
 	assert_int_equal(check(&f, msg, sizeof(msg)), CSI_OK);
-	fixture_init(&f);
-	set_ctx(&f, "tenantID", "a/b");
-	expect_invalid(&f, "tenantID");
-	fixture_init(&f);
-	set_ctx(&f, "source", "http://contoso.sharepoint.com/sites/x");
-	expect_invalid(&f, "https://");
-	fixture_init(&f);
-	set_ctx(&f, "source", "https://x/sites/a,b");
-	expect_invalid(&f, "commas");
 	fixture_init(&f);
 	set_ctx(&f, "source", "drive:b!abc");
 	assert_int_equal(check(&f, msg, sizeof(msg)), CSI_OK);
