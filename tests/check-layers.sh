@@ -40,10 +40,17 @@ check src/sheets base sheets
 check cache base cache
 check src/fs base cache graph sheets fs
 check fuse base fs fuse
+# The CSI plugin stands on base alone: it drives spfs through its command
+# line, never through its layers.
+check csi base csi
 # The adapter is the only code that includes fuse_lowlevel.h.
 if grep -rl 'fuse_lowlevel.h' src cache | grep -q .; then
 	echo "fuse_lowlevel.h included outside fuse/:"
 	grep -rl 'fuse_lowlevel.h' src cache
+	echo x >>"$tmp"
+fi
+if grep -l '#include "\(fs\|graph\|auth\|http\|cache\|fuse\)/' csi/*.c csi/*.h csi/*.cc 2>/dev/null | grep -q .; then
+	echo "csi/ includes spfs's layers above base"
 	echo x >>"$tmp"
 fi
 # json-c stays in the parsing layers.
