@@ -79,7 +79,16 @@ static int null_read(const char *path, char *buf, size_t size, off_t off,
 	return (int)size;
 }
 
+/* The same request size as spfs asks for (fuse/adapter.c): a fair ceiling. */
+static void *null_init(struct fuse_conn_info *conn, struct fuse_config *fc)
+{
+	(void)fc;
+	conn->max_readahead = 1u << 20;
+	return NULL;
+}
+
 static const struct fuse_operations ops = {
+    .init = null_init,
     .getattr = null_getattr,
     .readdir = null_readdir,
     .open = null_open,

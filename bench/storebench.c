@@ -12,6 +12,9 @@
  *              [total=1073741824] [batch=1] [cap=0] [mmap=0]
  *              [secure_delete=0|1] [readers=1]
  *
+ * STOREBENCH_JSON=1 in the environment prints one JSON object instead
+ * (bench/run's scenario 0 reads it).
+ *
  * cap > 0 keeps the stored bytes under cap by deleting the oldest chunks
  * in the writing transaction (the eviction churn of a full cache).
  * readers > 1 reads the chunks back on that many threads, each with its
@@ -265,6 +268,16 @@ int main(int argc, char **argv)
 	double rt_warm = read_all(&rc_warm, &rb);
 	drop_caches();
 	double rt_cold = read_all(&rc_cold, &rb);
+	if (getenv("STOREBENCH_JSON")) {
+		printf("{\"write_s\": %.4f, \"write_cpu_s\": %.4f, "
+		       "\"bytes\": %lld, \"file_bytes\": %lld, "
+		       "\"wal_bytes\": %lld, \"read_warm_s\": %.4f, "
+		       "\"read_warm_cpu_s\": %.4f, \"read_cold_s\": %.4f, "
+		       "\"read_bytes\": %lld}\n",
+		       wt, wc, written, file_size(path), wal, rt_warm, rc_warm,
+		       rt_cold, rb);
+		return 0;
+	}
 	printf("journal=%s sync=%s page=%lld batch=%lld cap=%lld mmap=%lld "
 	       "secure_delete=%lld readers=%lld | write %.0f MB/s cpu %.2f "
 	       "s/GiB | file %.0f MiB wal %.0f MiB | read warm %.0f MB/s "
