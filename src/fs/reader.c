@@ -38,21 +38,6 @@
 
 #define FAILED_HOLD	   2.0 /* seconds a failed chunk answers its error */
 #define STORE_QUEUE_CHUNKS 2   /* chunks the store queue holds at most */
-#define UNSTORED_MAX	   (8u << 20) /* read bytes kept waiting for room there */
-#define FILE_STREAMS	   4 /* parallel downloads of one file at most */
-#define MAX_IDLE_RFILES	   1024
-/* Far beyond SharePoint's largest file (250 GB). A larger size is the
- * service's mistake. */
-#define MAX_FILE_SIZE (1ULL << 45)
-
-struct reader_handle {
-	struct reader *r;
-	struct rfile *f;
-	uint64_t next_off; /* where a sequential reader reads next */
-	uint64_t window;   /* read-ahead chunks; 0 = random access */
-	uint64_t ahead;	   /* chunks below this were considered already */
-	bool streaming;	   /* counted in r->streams */
-};
 
 double reader_now(void)
 {
@@ -60,12 +45,6 @@ double reader_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t nchunks_for(const struct reader *r, uint64_t size)
-{
-	/* An empty file still has chunk 0: fetching it tells the size. */
-	return size ? (size + r->chunk - 1) / r->chunk : 1;
 }
 
 uint64_t reader_chunk_len(const struct reader *r, const struct rfile *f,
@@ -77,386 +56,6 @@ uint64_t reader_chunk_len(const struct reader *r, const struct rfile *f,
 		return 0;
 	return f->size - start < r->chunk ? f->size - start : r->chunk;
 }
-
-/* ---- memory ------------------------------------------------------------- */
-
-/* Chunks each sequential stream may have ahead of it. */
-static uint64_t share_locked(const struct reader *r)
-{
-	uint64_t total = r->mem_cap / r->chunk;
-	uint64_t each = total / (r->streams ? r->streams : 1);
-
-	each = each > 1 ? each - 1 : 0; /* the chunk being read */
-	if (each > r->ra_chunks)
-		each = r->ra_chunks;
-	return each < 2 ? 2 : each;
-}
-
-static void chunk_forget_mem(struct reader *r, struct chunk *c)
-{
-	if (c->buf) {
-		chunk_buf_unref(c->buf);
-		c->buf = NULL;
-	}
-	mem_lru_remove(&r->mem, &c->lru);
-	mem_lru_remove(&r->unstored, &c->pend);
-}
-
-/* A READY chunk goes to the store queue, or waits for room there. */
-static void store_or_wait_locked(struct reader *r, struct rfile *f,
-				 struct chunk *c)
-{
-	if (!r->sq || c->stored || c->storing)
-		return;
-	if (!mem_lru_linked(&c->pend) &&
-	    store_queue_push(r->sq, f->item_id, f->version, c->idx, c->buf)) {
-		c->storing = true;
-		return;
-	}
-	if (!mem_lru_linked(&c->pend))
-		mem_lru_touch(&r->unstored, &c->pend, 0);
-}
-
-/* The store queue has room again: the waiting chunks go, oldest first. */
-static void feed_store_locked(struct reader *r)
-{
-	struct mem_node *n;
-
-	while ((n = mem_lru_first(&r->unstored))) {
-		struct chunk *c = container_of(n, struct chunk, pend);
-		if (!store_queue_push(r->sq, c->f->item_id, c->f->version,
-				      c->idx, c->buf))
-			return;
-		mem_lru_remove(&r->unstored, &c->pend);
-		c->storing = true;
-	}
-}
-
-/* Forgets a READY chunk's bytes unless the store still needs them (it
- * writes them, or waits for room to); with anyway, waiting ones go too. */
-static bool trim_one_locked(struct reader *r, struct chunk *c, bool anyway)
-{
-	if (c->storing || (mem_lru_linked(&c->pend) && !anyway))
-		return false;
-	chunk_forget_mem(r, c);
-	c->state = c->stored ? CH_STORED : CH_UNKNOWN;
-	return true;
-}
-
-/* Memory goes in this order: chunks read to their end beyond a few kept
- * for stragglers (the kernel's parallel requests arrive a little out of
- * order), then, over the cap, least recently used ones. Chunks the store
- * queue still writes stay (they cost nothing extra and are readable from
- * here until stored). Chunks waiting for room in the queue stay while
- * readers need them, and a few more once read: a store that cannot keep up
- * loses chunks (stored later, if read again), never a reader's time. */
-static void trim_locked(struct reader *r)
-{
-	size_t keep = r->streams ? r->streams : 1;
-	uint64_t waiting = 0;
-	struct mem_node *n = mem_lru_first(&r->mem);
-
-	while (n && n->in_done && r->mem.ndone > keep) {
-		struct mem_node *next = mem_lru_next(&r->mem, n);
-		struct chunk *c = container_of(n, struct chunk, lru);
-		bool wait = mem_lru_linked(&c->pend) &&
-			    (waiting += c->buf->cap) <= UNSTORED_MAX;
-		if (!wait && trim_one_locked(r, c, true) && r->sq &&
-		    c->state != CH_STORED)
-			atomic_fetch_add(&r->store_lost, 1);
-		n = next;
-	}
-	for (int pass = 0; pass < 2; pass++) {
-		n = mem_lru_first(&r->mem);
-		while (n && budget_used(r->budget) > r->mem_cap) {
-			struct mem_node *next = mem_lru_next(&r->mem, n);
-			struct chunk *c = container_of(n, struct chunk, lru);
-			bool waiting_c = mem_lru_linked(&c->pend);
-			if (trim_one_locked(r, c, pass == 1) && waiting_c)
-				atomic_fetch_add(&r->store_lost, 1);
-			n = next;
-		}
-	}
-}
-
-/* ---- rfiles ---------------------------------------------------------------
- */
-
-static size_t rbucket(const char *item_id)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (const char *s = item_id; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return (size_t)(h % RFILE_BUCKETS);
-}
-
-static struct rfile *rfile_find_locked(struct reader *r, const char *item_id,
-				       const char *version)
-{
-	for (struct rfile *f = r->files[rbucket(item_id)]; f; f = f->next)
-		if (strcmp(f->item_id, item_id) == 0 &&
-		    strcmp(f->version, version) == 0 && !f->dead)
-			return f;
-	return NULL;
-}
-
-/* For chunk_map: a chunk going away (already out of the memory LRU). */
-static void drop_chunk_cb(struct chunk *c)
-{
-	chunk_buf_unref(c->buf);
-	c->buf = NULL;
-}
-
-static void rfile_free_locked(struct reader *r, struct rfile *f)
-{
-	for (struct rfile **pp = &r->files[rbucket(f->item_id)]; *pp;
-	     pp = &(*pp)->next)
-		if (*pp == f) {
-			*pp = f->next;
-			break;
-		}
-	mem_lru_remove(&r->idle, &f->idle);
-	/* The memory lists must not point into freed chunks. */
-	for (size_t i = 0; i < f->chunks.cap; i++) {
-		struct chunk *c = f->chunks.slots[i];
-		if (c) {
-			mem_lru_remove(&r->mem, &c->lru);
-			mem_lru_remove(&r->unstored, &c->pend);
-		}
-	}
-	chunk_map_release(&f->chunks, drop_chunk_cb);
-	free(f->item_id);
-	free(f->version);
-	free(f->qxh);
-	free(f->name);
-	free(f->url);
-	free(f->etag);
-	free(f);
-}
-
-/* f is used again (an open or a job). */
-static void rfile_busy_locked(struct reader *r, struct rfile *f)
-{
-	mem_lru_remove(&r->idle, &f->idle);
-}
-
-/* f may have become unused: it joins the idle list, whose oldest go past
- * MAX_IDLE_RFILES; a dead version goes at once. */
-static void rfile_maybe_idle_locked(struct reader *r, struct rfile *f)
-{
-	if (f->opens || f->jobs)
-		return;
-	if (f->dead) {
-		rfile_free_locked(r, f);
-		return;
-	}
-	mem_lru_touch(&r->idle, &f->idle, 0);
-	while (r->idle.n > MAX_IDLE_RFILES) {
-		struct mem_node *n = mem_lru_first(&r->idle);
-		rfile_free_locked(r, container_of(n, struct rfile, idle));
-	}
-}
-
-void reader_store_file_row_locked(struct reader *r, struct rfile *f)
-{
-	if (!r->sq)
-		return;
-	struct content_file row = {.size = f->size,
-				   .verified = f->verify == 1,
-				   .mismatches = f->mismatches};
-	store_queue_file_row(r->sq, f->item_id, f->version, &row);
-}
-
-struct drop_ctx {
-	struct reader *r;
-	struct rfile *f;
-};
-
-static void forget_chunk(struct chunk *c, void *ctx)
-{
-	struct drop_ctx *d = ctx;
-
-	if (c->state == CH_READY || c->state == CH_STORED) {
-		chunk_forget_mem(d->r, c);
-		c->state = CH_UNKNOWN;
-	}
-	c->stored = false;
-	c->storing = false;
-	c->has_fold = false;
-}
-
-void reader_drop_version_locked(struct reader *r, struct rfile *f,
-				bool keep_row)
-{
-	struct drop_ctx d = {r, f};
-
-	chunk_map_each(&f->chunks, forget_chunk, &d);
-	f->nfolds = 0;
-	if (r->sq)
-		store_queue_drop_version(r->sq, f->item_id, f->version,
-					 keep_row);
-}
-
-struct past_end {
-	struct reader *r;
-	struct rfile *f;
-};
-
-/* Chunks past a new end leave memory; folds below it are counted again. */
-static void past_end(struct chunk *c, void *ctx)
-{
-	struct past_end *p = ctx;
-
-	if (c->idx >= p->f->nchunks)
-		chunk_forget_mem(p->r, c);
-	else if (c->has_fold)
-		p->f->nfolds++;
-}
-
-int reader_size_seen_locked(struct reader *r, struct rfile *f, uint64_t total)
-{
-	if (f->size_confirmed) {
-		if (total == f->size)
-			return 0;
-		log_warn("item %s changed on the server while open (%llu "
-			 "bytes, was %llu): reads fail until it is opened "
-			 "again",
-			 f->item_id, (unsigned long long)total,
-			 (unsigned long long)f->size);
-		f->dead = -ESTALE;
-		return -ESTALE;
-	}
-	if (total > MAX_FILE_SIZE) {
-		log_warn("item %s: the server claims %llu bytes; refusing it",
-			 f->item_id, (unsigned long long)total);
-		return -EFBIG;
-	}
-	if (total != f->size) {
-		log_info("item %s: the server has %llu bytes where the listing "
-			 "said %llu; using the served size",
-			 f->item_id, (unsigned long long)total,
-			 (unsigned long long)f->size);
-		/* Only the confirming fetch (chunk 0) is running now: nobody
-		 * reads past the listed size before the size is known. */
-		struct past_end p = {r, f};
-		f->size = total;
-		f->nchunks = nchunks_for(r, total);
-		f->nfolds = 0;
-		chunk_map_each(&f->chunks, past_end, &p);
-		chunk_map_truncate(&f->chunks, f->nchunks, drop_chunk_cb);
-		f->size_changed = true;
-		atomic_fetch_add(&r->size_corrections, 1);
-	}
-	f->size_confirmed = true;
-	reader_store_file_row_locked(r, f);
-	return 0;
-}
-
-struct scan_ctx {
-	struct reader *r;
-	struct rfile *f;
-	int err;
-};
-
-static int scan_chunk(void *ctx, uint64_t idx, uint64_t len,
-		      const unsigned char fold[CONTENT_FOLD_LEN])
-{
-	struct scan_ctx *s = ctx;
-	struct rfile *f = s->f;
-
-	if (idx >= f->nchunks ||
-	    (f->size_confirmed && len != reader_chunk_len(s->r, f, idx)))
-		return 0; /* another size's: read as missing */
-	struct chunk *c = chunk_map_add(&f->chunks, idx);
-	if (!c)
-		return -ENOMEM;
-	c->f = f;
-	c->state = CH_STORED;
-	memcpy(c->fold, fold, CONTENT_FOLD_LEN);
-	if (!c->has_fold)
-		f->nfolds++;
-	c->has_fold = true;
-	return 0;
-}
-
-static struct rfile *rfile_new_locked(struct reader *r,
-				      const struct reader_file *in, int *err)
-{
-	struct rfile *f = calloc(1, sizeof(*f));
-
-	*err = -ENOMEM;
-	if (!f)
-		return NULL;
-	chunk_map_init(&f->chunks);
-	f->item_id = strdup(in->item_id);
-	f->version = strdup(in->version);
-	f->qxh = in->quickxorhash ? strdup(in->quickxorhash) : NULL;
-	f->name = in->name ? strdup(in->name) : NULL;
-	f->lenient = in->lenient_hash;
-	f->size = in->size;
-	if (!f->item_id || !f->version || (in->quickxorhash && !f->qxh))
-		goto fail;
-	f->next = r->files[rbucket(f->item_id)];
-	r->files[rbucket(f->item_id)] = f;
-	if (r->store) {
-		struct content_file row;
-		if (content_file_get(r->store, f->item_id, f->version, &row) ==
-		    0) {
-			f->size = row.size;
-			f->size_confirmed = true;
-			f->mismatches = row.mismatches;
-			f->verify = row.verified			? 1
-				    : f->lenient && row.mismatches >= 2 ? 2
-									: 0;
-		} else {
-			/* A new version: older ones are of no more use,
-			 * unless a reader still has one open. */
-			bool old_open = false;
-			for (struct rfile *o = r->files[rbucket(f->item_id)]; o;
-			     o = o->next)
-				if (o != f &&
-				    strcmp(o->item_id, f->item_id) == 0 &&
-				    (o->opens || o->jobs))
-					old_open = true;
-			if (!old_open && r->sq)
-				store_queue_drop_item(r->sq, f->item_id,
-						      f->version);
-		}
-	}
-	if (f->size > MAX_FILE_SIZE) {
-		*err = -EFBIG;
-		goto fail;
-	}
-	f->nchunks = nchunks_for(r, f->size);
-	if (r->store) {
-		/* What the store has, with its folds: stored chunks are read
-		 * from there, and a version stored whole is checked before
-		 * its first byte is served. */
-		struct scan_ctx s = {r, f, 0};
-		if (content_scan(r->store, f->item_id, f->version, scan_chunk,
-				 &s) == -ENOMEM)
-			goto fail;
-		if (f->verify == 0 && f->size_confirmed &&
-		    f->nfolds == f->nchunks) {
-			verify_locked(r, f);
-			if (f->dead == -EIO) {
-				/* Not served yet: download instead. */
-				log_info("item %s: its cached bytes are "
-					 "downloaded again",
-					 f->item_id);
-				f->dead = 0;
-			}
-		}
-	}
-	rfile_maybe_idle_locked(r, f); /* until reader_open counts its open */
-	*err = 0;
-	return f;
-fail:
-	rfile_free_locked(r, f);
-	return NULL;
-}
-
 /* ---- delivering --------------------------------------------------------- */
 
 void reader_fetch_failed(struct reader *r, struct rfile *f, uint64_t idx,
@@ -513,21 +112,21 @@ void reader_deliver(struct reader *r, struct rfile *f, uint64_t idx,
 	if (!c->has_fold)
 		f->nfolds++;
 	c->has_fold = true;
-	chunk_forget_mem(r, c);
+	resident_forget_locked(r, c);
 	c->state = CH_READY;
 	c->buf = buf;
 	c->stored = false;
 	c->storing = false;
 	mem_lru_touch(&r->mem, &c->lru, 0);
-	store_or_wait_locked(r, f, c);
+	resident_store_or_wait_locked(r, f, c);
 	verify_locked(r, f);
 	if (!f->opens && c->state == CH_READY && !r->sq) {
 		/* Its reader left, and there is no store: nobody will want
 		 * these bytes from memory. */
-		chunk_forget_mem(r, c);
+		resident_forget_locked(r, c);
 		c->state = CH_UNKNOWN;
 	}
-	trim_locked(r);
+	resident_trim_locked(r);
 out:
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
@@ -548,12 +147,12 @@ static void stored_cb(void *ctx, const char *item_id, const char *version,
 		if (stored && !f->opens) {
 			/* Prefetched, or its reader left: the store has it, so
 			 * memory need not. */
-			chunk_forget_mem(r, c);
+			resident_forget_locked(r, c);
 			c->state = CH_STORED;
 		}
-		trim_locked(r);
+		resident_trim_locked(r);
 	}
-	feed_store_locked(r);
+	resident_feed_store_locked(r);
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -613,7 +212,7 @@ static int chunk_bytes_locked(struct reader *r, struct rfile *f, uint64_t idx,
 		case CH_READY:
 			if (c->buf->len < in + want) {
 				/* cannot happen; never serve it */
-				chunk_forget_mem(r, c);
+				resident_forget_locked(r, c);
 				c->state = CH_UNKNOWN;
 				continue;
 			}
@@ -671,121 +270,6 @@ static int chunk_bytes_locked(struct reader *r, struct rfile *f, uint64_t idx,
 	}
 }
 
-/* ---- read-ahead and workers ---------------------------------------------- */
-
-static void *worker_main(void *arg);
-
-/* What a job will bring in: a fetch takes a whole chunk buffer. */
-static uint64_t job_bytes(const struct reader *r)
-{
-	return r->chunk;
-}
-
-/* Memory in use or promised stays within the cap: read-ahead and prefetch
- * wait for readers to catch up instead. */
-static bool room_for_job_locked(struct reader *r, uint64_t need)
-{
-	if (budget_used(r->budget) + r->jobs_bytes + need > r->mem_cap)
-		trim_locked(r);
-	return budget_used(r->budget) + r->jobs_bytes + need <= r->mem_cap;
-}
-
-/* Queues chunk idx of f (UNKNOWN or FAILED) for a worker, starting one
- * when none waits. */
-static bool queue_job_locked(struct reader *r, struct rfile *f, struct chunk *c,
-			     bool prefetch)
-{
-	struct job *j = malloc(sizeof(*j));
-
-	if (!j)
-		return false;
-	j->f = f;
-	j->idx = c->idx;
-	j->prefetch = prefetch;
-	j->bytes = job_bytes(r);
-	j->next = NULL;
-	if (r->jq_tail)
-		r->jq_tail->next = j;
-	else
-		r->jq_head = j;
-	r->jq_tail = j;
-	rfile_busy_locked(r, f);
-	f->jobs++;
-	r->jobs_bytes += j->bytes;
-	c->state = CH_QUEUED;
-	if (!r->nwaiting && r->workers && r->nstarted < r->max_workers &&
-	    pthread_create(&r->workers[r->nstarted], NULL, worker_main, r) == 0)
-		r->nstarted++;
-	pthread_cond_signal(&r->job_cond);
-	return true;
-}
-
-static void stream_locked(struct reader_handle *h, bool on)
-{
-	if (h->streaming == on)
-		return;
-	h->streaming = on;
-	if (on)
-		h->r->streams++;
-	else
-		h->r->streams--;
-}
-
-/* Sequential readers get the next chunks queued for the workers. */
-static void read_ahead_locked(struct reader_handle *h, uint64_t off,
-			      size_t size)
-{
-	struct reader *r = h->r;
-	struct rfile *f = h->f;
-
-	/* The kernel sends a sequential reader's requests in parallel, so
-	 * they arrive a little out of order: near the last end counts. */
-	const uint64_t slack = 4u << 20;
-	bool sequential =
-	    off + slack >= h->next_off && off <= h->next_off + slack;
-
-	if (sequential)
-		h->window = h->window ? h->window * 2 : 1;
-	else
-		h->window = 0;
-	stream_locked(h, h->window > 0);
-	uint64_t share = share_locked(r);
-	if (h->window > share)
-		h->window = share;
-	if (h->window > r->ra_chunks)
-		h->window = r->ra_chunks;
-	if (!sequential || off + size > h->next_off)
-		h->next_off = off + size;
-	if (!h->window || !r->workers || !r->max_workers || f->dead)
-		return;
-	uint64_t last = (off + size - 1) / r->chunk;
-	uint64_t from = last + 1 > h->ahead ? last + 1 : h->ahead;
-	uint64_t to = last + h->window;
-	if (to >= f->nchunks)
-		to = f->nchunks - 1;
-	for (uint64_t i = from; i <= to && i < f->nchunks; i++) {
-		struct chunk *c = chunk_map_add(&f->chunks, i);
-		if (!c) {
-			to = i - 1;
-			break;
-		}
-		c->f = f;
-		if (c->state != CH_UNKNOWN && c->state != CH_FAILED)
-			continue; /* in memory, stored, or on its way */
-		/* More parallel ranges of one file stop paying off (measured)
-		 * and starve the store's thread of CPU. */
-		if (f->jobs >= FILE_STREAMS ||
-		    !room_for_job_locked(r, job_bytes(r)) ||
-		    !queue_job_locked(r, f, c, false)) {
-			to = i - 1;
-			break;
-		}
-		atomic_fetch_add(&r->readahead_chunks, 1);
-	}
-	if (to + 1 > h->ahead)
-		h->ahead = to + 1;
-}
-
 ssize_t reader_read(struct reader_handle *h, char *buf, size_t size,
 		    uint64_t off)
 {
@@ -823,68 +307,12 @@ ssize_t reader_read(struct reader_handle *h, char *buf, size_t size,
 			 f->item_id, (unsigned long long)off, r->read_timeout);
 	}
 	if (!err && done)
-		read_ahead_locked(h, off, done);
+		readahead_locked(h, off, done);
 out:
 	pthread_mutex_unlock(&r->lock);
 	/* A short read would tell the kernel the file ends here: an error
 	 * is the honest answer. */
 	return err ? reader_errno(err) : (ssize_t)done;
-}
-
-static void *worker_main(void *arg)
-{
-	struct reader *r = arg;
-
-	pthread_setname_np(pthread_self(), "spfs-fetch");
-	pthread_mutex_lock(&r->lock);
-	while (!r->stop) {
-		struct job *j = r->jq_head;
-		if (!j) {
-			r->nwaiting++;
-			pthread_cond_wait(&r->job_cond, &r->lock);
-			r->nwaiting--;
-			continue;
-		}
-		r->jq_head = j->next;
-		if (!r->jq_head)
-			r->jq_tail = NULL;
-		struct rfile *f = j->f;
-		uint64_t idx = j->idx, bytes = j->bytes;
-		bool prefetch = j->prefetch;
-		free(j);
-		struct chunk *c = chunk_map_get(&f->chunks, idx);
-		bool wanted = c && c->state == CH_QUEUED && !f->dead &&
-			      (f->opens || prefetch);
-		if (c && c->state == CH_QUEUED && !wanted)
-			c->state = CH_UNKNOWN; /* its reader has gone */
-		if (wanted) {
-			c->state = CH_FETCHING;
-			pthread_mutex_unlock(&r->lock);
-			fetch_chunk(r, f, idx, reader_now() + r->read_timeout);
-			pthread_mutex_lock(&r->lock);
-		}
-		r->jobs_bytes -= bytes;
-		f->jobs--;
-		rfile_maybe_idle_locked(r, f);
-	}
-	pthread_mutex_unlock(&r->lock);
-	return NULL;
-}
-
-int reader_start(struct reader *r)
-{
-	if (r->workers)
-		return 0;
-	if (r->sq) {
-		int err = store_queue_start(r->sq);
-		if (err)
-			return err;
-	}
-	pthread_mutex_lock(&r->lock);
-	r->workers =
-	    calloc(r->max_workers ? r->max_workers : 1, sizeof(*r->workers));
-	pthread_mutex_unlock(&r->lock);
-	return r->workers ? 0 : -ENOMEM;
 }
 
 /* ---- lifecycle ------------------------------------------------------------
@@ -924,8 +352,7 @@ struct reader *reader_new(struct graph *g, struct content *store,
 	mem_lru_init(&r->idle);
 	mem_lru_init(&r->mem);
 	mem_lru_init(&r->unstored);
-	r->budget =
-	    budget_new((size_t)r->chunk, 2);
+	r->budget = budget_new((size_t)r->chunk, 2);
 	r->urls = url_cache_new();
 	if (!r->budget || !r->urls)
 		goto fail;
@@ -1062,39 +489,6 @@ out:
 	return reader_errno(err);
 }
 
-int reader_prefetch(struct reader *r, const struct reader_file *files, size_t n)
-{
-	int queued = 0, err;
-
-	/* Only into the store: prefetched bytes must not crowd memory. */
-	if (!r->store || !r->workers || !r->max_workers)
-		return 0;
-	pthread_mutex_lock(&r->lock);
-	for (size_t i = 0; i < n && !r->stop; i++) {
-		const struct reader_file *in = &files[i];
-		if (in->size > r->small || !room_for_job_locked(r, r->chunk))
-			continue;
-		struct rfile *f =
-		    rfile_find_locked(r, in->item_id, in->version);
-		if (!f)
-			f = rfile_new_locked(r, in, &err);
-		if (!f || f->dead || f->nchunks != 1)
-			continue;
-		struct chunk *c = chunk_map_add(&f->chunks, 0);
-		if (!c)
-			continue;
-		c->f = f;
-		if (c->state != CH_UNKNOWN)
-			continue; /* stored, in memory, queued or failed */
-		if (queue_job_locked(r, f, c, true)) {
-			atomic_fetch_add(&r->prefetched_files, 1);
-			queued++;
-		}
-	}
-	pthread_mutex_unlock(&r->lock);
-	return queued;
-}
-
 void reader_release(struct reader_handle *h)
 {
 	struct reader *r;
@@ -1106,36 +500,21 @@ void reader_release(struct reader_handle *h)
 	struct rfile *f = h->f;
 	if (r->store)
 		content_unpin(r->store, f->item_id);
-	stream_locked(h, false);
+	readahead_stream_locked(h, false);
 	f->opens--;
 	rfile_maybe_idle_locked(r, f);
-	trim_locked(r);
+	resident_trim_locked(r);
 	pthread_mutex_unlock(&r->lock);
 	free(h);
 }
 
 void reader_forget(struct reader *r, const char *item_id, const char *keep)
 {
-	bool busy = false;
-
 	url_cache_drop(r->urls, item_id);
 	pthread_mutex_lock(&r->lock);
-	struct rfile **pp = &r->files[rbucket(item_id)];
-	while (*pp) {
-		struct rfile *f = *pp;
-		if (strcmp(f->item_id, item_id) != 0 ||
-		    (keep && strcmp(f->version, keep) == 0)) {
-			pp = &f->next;
-			continue;
-		}
-		if (f->opens || f->jobs) {
-			busy = true; /* its reader keeps the old version */
-			pp = &f->next;
-			continue;
-		}
-		rfile_free_locked(r, f); /* unlinks *pp */
-	}
-	if (!busy && r->sq)
+	/* A version a reader still has open keeps its chunks: it reads the
+	 * version it opened. */
+	if (!rfile_forget_locked(r, item_id, keep) && r->sq)
 		store_queue_drop_item(r->sq, item_id, keep);
 	pthread_mutex_unlock(&r->lock);
 }

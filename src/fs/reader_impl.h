@@ -4,8 +4,10 @@
 
 /*
  * The inside of the reader, shared by the files of the read path:
- *   reader.c       file versions, the read path, read-ahead scheduling,
- *                  workers, the memory trim (the public API of reader.h)
+ *   reader.c       the read path, deliveries, opens (the API of reader.h)
+ *   rfile.c        file versions: their table, sizes, stored chunks, drops
+ *   readahead.c    read-ahead scheduling, its workers, prefetch
+ *   resident.c     which chunks stay in memory, their way to the store
  *   fetch.c        downloading one chunk: ranges, resumes, URL refreshes,
  *                  the deadline
  *   verify.c       the whole-file quickXorHash check and its rules
@@ -100,6 +102,16 @@ struct reader {
 	    timeouts, store_lost;
 };
 
+/* One open of a version. */
+struct reader_handle {
+	struct reader *r;
+	struct rfile *f;
+	uint64_t next_off; /* where a sequential reader reads next */
+	uint64_t window;   /* read-ahead chunks; 0 = random access */
+	uint64_t ahead;	   /* chunks below this were considered already */
+	bool streaming;	   /* counted in r->streams */
+};
+
 /* reader.c */
 double reader_now(void);
 /* The real length of chunk idx at the version's current size. */
@@ -122,6 +134,43 @@ void reader_store_file_row_locked(struct reader *r, struct rfile *f);
  * keep_row. */
 void reader_drop_version_locked(struct reader *r, struct rfile *f,
 				bool keep_row);
+
+/* rfile.c */
+uint64_t rfile_nchunks(const struct reader *r, uint64_t size);
+/* The live (not dead) version, or NULL. */
+struct rfile *rfile_find_locked(struct reader *r, const char *item_id,
+				const char *version);
+/* A new version in the table (idle until counted), NULL + *err. */
+struct rfile *rfile_new_locked(struct reader *r, const struct reader_file *in,
+			       int *err);
+void rfile_free_locked(struct reader *r, struct rfile *f);
+/* f is used again (an open or a job). */
+void rfile_busy_locked(struct reader *r, struct rfile *f);
+/* f may have become unused: idle list (oldest freed past a bound), or
+ * freed at once when dead. */
+void rfile_maybe_idle_locked(struct reader *r, struct rfile *f);
+/* Frees the unused versions of item_id other than keep (NULL: all);
+ * true when one was in use and stays. */
+bool rfile_forget_locked(struct reader *r, const char *item_id,
+			 const char *keep);
+
+/* readahead.c */
+/* After a read of size bytes at off: grows or resets the handle's window
+ * and queues the chunks ahead. */
+void readahead_locked(struct reader_handle *h, uint64_t off, size_t size);
+/* Counts the handle in (or out of) the sequential streams. */
+void readahead_stream_locked(struct reader_handle *h, bool on);
+
+/* resident.c */
+/* Drops a chunk's bytes from memory (and its place in the lists). */
+void resident_forget_locked(struct reader *r, struct chunk *c);
+/* A READY chunk to the store queue, or waiting for room there. */
+void resident_store_or_wait_locked(struct reader *r, struct rfile *f,
+				   struct chunk *c);
+/* The store queue has room again: waiting chunks go, oldest first. */
+void resident_feed_store_locked(struct reader *r);
+/* Trims memory (see resident.c). */
+void resident_trim_locked(struct reader *r);
 
 /* fetch.c */
 /* Downloads chunk idx, whose state the caller set to CH_FETCHING (r->lock
