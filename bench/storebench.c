@@ -10,7 +10,7 @@
  *   storebench FILE [journal=wal|delete|truncate|persist|off]
  *              [sync=off|normal|full] [page=65536] [chunk=4194304]
  *              [total=1073741824] [batch=1] [cap=0] [mmap=0]
- *              [secure_delete=0|1] [readers=1]
+ *              [secure_delete=0|1] [readers=1] [write=bind|blob]
  *
  * STOREBENCH_JSON=1 in the environment prints one JSON object instead
  * (bench/run's scenario 0 reads it).
@@ -37,6 +37,9 @@ static const char *path;
 static const char *journal = "wal", *sync_mode = "normal";
 static long long page = 65536, chunk = 4 << 20, total = 1LL << 30;
 static long long batch = 1, cap, mmap_size, secure_delete, readers = 1;
+static const char *write_mode = "bind"; /* bind: the bytes bound to the
+					   INSERT; blob: zeroblob, then
+					   sqlite3_blob_write */
 
 static double now(void)
 {
@@ -177,6 +180,8 @@ int main(int argc, char **argv)
 			journal = v;
 		else if (!strcmp(k, "sync"))
 			sync_mode = v;
+		else if (!strcmp(k, "write"))
+			write_mode = v;
 		else {
 			long long n = atoll(v);
 			if (!strcmp(k, "page"))
@@ -216,7 +221,11 @@ int main(int argc, char **argv)
 			       "?2,?1,zeroblob(160))",
 			       -1, &ins_row, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db,
-			       "INSERT INTO chunk_data(id, data) VALUES(?1,?2)",
+			       strcmp(write_mode, "blob") == 0
+				   ? "INSERT INTO chunk_data(id, data) "
+				     "VALUES(?1, zeroblob(?2))"
+				   : "INSERT INTO chunk_data(id, data) "
+				     "VALUES(?1,?2)",
 			       -1, &ins_data, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db,
 			       "DELETE FROM chunk_data WHERE id=?1; ", -1, &del,
@@ -244,11 +253,24 @@ int main(int argc, char **argv)
 			die(db, "insert row");
 		sqlite3_reset(ins_row);
 		sqlite3_bind_int64(ins_data, 1, i + 1);
-		sqlite3_bind_blob64(ins_data, 2, data, (sqlite3_uint64)chunk,
-				    SQLITE_STATIC);
+		if (strcmp(write_mode, "blob") == 0)
+			sqlite3_bind_int64(ins_data, 2, chunk);
+		else
+			sqlite3_bind_blob64(ins_data, 2, data,
+					    (sqlite3_uint64)chunk,
+					    SQLITE_STATIC);
 		if (sqlite3_step(ins_data) != SQLITE_DONE)
 			die(db, "insert data");
 		sqlite3_reset(ins_data);
+		if (strcmp(write_mode, "blob") == 0) {
+			sqlite3_blob *b = NULL;
+			if (sqlite3_blob_open(db, "main", "chunk_data", "data",
+					      i + 1, 1, &b) != SQLITE_OK ||
+			    sqlite3_blob_write(b, data, (int)chunk, 0) !=
+				SQLITE_OK)
+				die(db, "blob write");
+			sqlite3_blob_close(b);
+		}
 		stored += chunk;
 		if (i % batch == batch - 1 || i == nchunks - 1)
 			exec(db, "COMMIT");
@@ -278,11 +300,13 @@ int main(int argc, char **argv)
 		       rt_cold, rb);
 		return 0;
 	}
-	printf("journal=%s sync=%s page=%lld batch=%lld cap=%lld mmap=%lld "
-	       "secure_delete=%lld readers=%lld | write %.0f MB/s cpu %.2f "
+	printf("journal=%s sync=%s write=%s page=%lld batch=%lld cap=%lld "
+	       "mmap=%lld secure_delete=%lld readers=%lld | write %.0f MB/s "
+	       "cpu %.2f "
 	       "s/GiB | file %.0f MiB wal %.0f MiB | read warm %.0f MB/s "
 	       "cpu %.2f s/GiB | cold %.0f MB/s\n",
-	       journal, sync_mode, page, batch, cap, mmap_size, secure_delete,
+	       journal, sync_mode, write_mode, page, batch, cap, mmap_size,
+	       secure_delete,
 	       readers, (double)written / wt / 1e6,
 	       wc / ((double)written / (1 << 30)),
 	       (double)file_size(path) / (1 << 20), (double)wal / (1 << 20),

@@ -32,7 +32,7 @@ struct chunk {
 	struct rfile *f;
 	unsigned char state;
 	bool storing;	       /* the store queue holds its bytes */
-	bool stored;	       /* READY: the store has it too */
+	bool stored;	       /* the store has it (READY, QUEUED: too) */
 	bool has_fold;	       /* fold is known */
 	int err;	       /* CH_FAILED */
 	double failed_at;      /* CH_FAILED */

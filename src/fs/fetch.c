@@ -443,3 +443,26 @@ int fetch_chunk(struct reader *r, struct rfile *f, uint64_t idx,
 	reader_deliver(r, f, idx, s.buf);
 	return 0;
 }
+
+int fetch_from_store(struct reader *r, struct rfile *f, uint64_t idx)
+{
+	pthread_mutex_lock(&r->lock);
+	uint64_t len = reader_chunk_len(r, f, idx);
+	pthread_mutex_unlock(&r->lock);
+	struct chunk_buf *buf = budget_buf_get(r->budget, (size_t)r->chunk);
+	int err = buf ? content_read(r->store, f->item_id, f->version, idx, 0,
+				     buf->data, (size_t)len)
+		      : -ENOMEM;
+	if (!err) {
+		buf->len = (size_t)len;
+		reader_loaded(r, f, idx, buf);
+		return 0;
+	}
+	chunk_buf_unref(buf);
+	pthread_mutex_lock(&r->lock);
+	struct chunk *c = chunk_map_get(&f->chunks, idx);
+	if (c)
+		c->stored = false;
+	pthread_mutex_unlock(&r->lock);
+	return err;
+}

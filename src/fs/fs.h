@@ -106,6 +106,19 @@ int fs_open(struct fs *fs, uint64_t ino, struct fs_file **out, int *keep_cache,
 	    int *size_changed);
 /* Bytes read (0 at EOF) or -errno; never a short count before EOF. */
 ssize_t fs_read(struct fs_file *f, char *buf, size_t size, uint64_t off);
+/* A read answered from the file's chunks in memory, without copying:
+ * spans held until fs_read_view_release. The byte count, -errno, or
+ * -EAGAIN: use fs_read for this one. */
+#define FS_VIEW_MAX 4
+struct fs_read_view {
+	const char *data[FS_VIEW_MAX];
+	size_t len[FS_VIEW_MAX];
+	int n;
+	void *hold[FS_VIEW_MAX];
+};
+ssize_t fs_read_view(struct fs_file *f, size_t size, uint64_t off,
+		     struct fs_read_view *v);
+void fs_read_view_release(struct fs_read_view *v);
 void fs_release(struct fs_file *f);
 
 /* Live counters as one JSON object (NUL-terminated when it fits). Returns

@@ -306,6 +306,37 @@ ssize_t fs_read(struct fs_file *f, char *buf, size_t size, uint64_t off)
 	return reader_read(f->h, buf, size, off);
 }
 
+_Static_assert(FS_VIEW_MAX == READER_VIEW_MAX, "one view, two names");
+
+ssize_t fs_read_view(struct fs_file *f, size_t size, uint64_t off,
+		     struct fs_read_view *v)
+{
+	struct reader_view rv;
+	ssize_t n;
+
+	v->n = 0;
+	if (f->sheet)
+		return -EAGAIN;
+	n = reader_read_view(f->h, size, off, &rv);
+	for (int i = 0; i < rv.n; i++) {
+		v->data[i] = rv.data[i];
+		v->len[i] = rv.len[i];
+		v->hold[i] = rv.hold[i];
+	}
+	v->n = rv.n;
+	return n;
+}
+
+void fs_read_view_release(struct fs_read_view *v)
+{
+	struct reader_view rv = {.n = v->n};
+
+	for (int i = 0; i < v->n; i++)
+		rv.hold[i] = v->hold[i];
+	reader_view_release(&rv);
+	v->n = 0;
+}
+
 void fs_release(struct fs_file *f)
 {
 	if (!f)

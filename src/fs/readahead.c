@@ -131,8 +131,13 @@ void readahead_locked(struct reader_handle *h, uint64_t off, size_t size)
 			break;
 		}
 		c->f = f;
-		if (c->state != CH_UNKNOWN && c->state != CH_FAILED)
-			continue; /* in memory, stored, or on its way */
+		/* Stored chunks are loaded ahead too: reading the store then
+		 * runs on the workers beside the reader, several at once
+		 * (which matters most when the cache file is not in the
+		 * kernel's page cache). */
+		if (c->state != CH_UNKNOWN && c->state != CH_FAILED &&
+		    c->state != CH_STORED)
+			continue; /* in memory, or on its way */
 		/* More parallel ranges of one file stop paying off (measured)
 		 * and starve the store's thread of CPU. */
 		if (f->jobs >= FILE_STREAMS ||
@@ -174,9 +179,12 @@ static void *worker_main(void *arg)
 		if (c && c->state == CH_QUEUED && !wanted)
 			c->state = CH_UNKNOWN; /* its reader has gone */
 		if (wanted) {
+			bool stored = c->stored && r->store;
 			c->state = CH_FETCHING;
 			pthread_mutex_unlock(&r->lock);
-			fetch_chunk(r, f, idx, reader_now() + r->read_timeout);
+			if (!stored || fetch_from_store(r, f, idx) != 0)
+				fetch_chunk(r, f, idx,
+					    reader_now() + r->read_timeout);
 			pthread_mutex_lock(&r->lock);
 		}
 		r->jobs_bytes -= bytes;

@@ -132,6 +132,29 @@ out:
 	pthread_mutex_unlock(&r->lock);
 }
 
+void reader_loaded(struct reader *r, struct rfile *f, uint64_t idx,
+		   struct chunk_buf *buf)
+{
+	pthread_mutex_lock(&r->lock);
+	atomic_fetch_add(&r->cache_hits, 1);
+	struct chunk *c =
+	    idx < f->nchunks ? chunk_map_get(&f->chunks, idx) : NULL;
+	if (!c || f->dead || c->state != CH_FETCHING) {
+		if (c && c->state == CH_FETCHING)
+			c->state = CH_STORED;
+		chunk_buf_unref(buf);
+	} else {
+		c->state = CH_READY;
+		c->buf = buf;
+		c->stored = true;
+		c->storing = false;
+		mem_lru_touch(&r->mem, &c->lru, 0);
+		resident_trim_locked(r);
+	}
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
 /* The store queue's answer for a chunk (its thread, no lock held). */
 static void stored_cb(void *ctx, const char *item_id, const char *version,
 		      uint64_t index, struct chunk_buf *buf, int stored)
@@ -187,43 +210,30 @@ static int wait_locked(struct reader *r, double deadline)
 	return 0;
 }
 
-/* Copies up to n bytes at offset in of chunk idx into dst; *got receives
- * the count. r->lock held on entry and exit. */
-static int chunk_bytes_locked(struct reader *r, struct rfile *f, uint64_t idx,
-			      uint64_t in, char *dst, size_t n, double deadline,
-			      size_t *got)
+/* Brings chunk idx into memory (CH_READY, *out set): waits for its fetch,
+ * takes a queued fetch over or downloads it, and, with load, reads a stored
+ * chunk into memory whole. Without load a stored chunk is left where it is
+ * and 1 is returned: the caller reads its piece from the store. 0 READY, 1,
+ * -errno. r->lock held on entry and exit (released around the work). */
+static int make_ready_locked(struct reader *r, struct rfile *f, uint64_t idx,
+			     double deadline, bool load, struct chunk **out)
 {
-	*got = 0;
 	for (;;) {
 		if (f->dead)
 			return f->dead;
-		if (idx >= f->nchunks)
-			return 0;
-		uint64_t clen = reader_chunk_len(r, f, idx);
-		if (in >= clen)
-			return 0;
-		size_t want = n < clen - in ? n : (size_t)(clen - in);
 		struct chunk *c = chunk_map_add(&f->chunks, idx);
 		if (!c)
 			return -ENOMEM;
 		c->f = f;
-
+		*out = c;
 		switch (c->state) {
 		case CH_READY:
-			if (c->buf->len < in + want) {
+			if (c->buf->len < reader_chunk_len(r, f, idx)) {
 				/* cannot happen; never serve it */
 				resident_forget_locked(r, c);
 				c->state = CH_UNKNOWN;
 				continue;
 			}
-			memcpy(dst, c->buf->data + in, want);
-			/* Read to its end: a sequential reader is done with
-			 * it, so it goes first when memory is short (and a
-			 * straggling piece read after the end does not bring
-			 * it back). */
-			mem_lru_touch(&r->mem, &c->lru,
-				      in + want == clen || c->lru.in_done);
-			*got = want;
 			return 0;
 		case CH_FETCHING:
 			if (wait_locked(r, deadline) != 0)
@@ -234,31 +244,29 @@ static int chunk_bytes_locked(struct reader *r, struct rfile *f, uint64_t idx,
 				return c->err;
 			c->state = CH_UNKNOWN;
 			continue;
+		case CH_QUEUED:
 		case CH_STORED: {
-			pthread_mutex_unlock(&r->lock);
-			int e = content_read(r->store, f->item_id, f->version,
-					     idx, (size_t)in, dst, want);
-			pthread_mutex_lock(&r->lock);
-			if (!e) {
-				atomic_fetch_add(&r->cache_hits, 1);
-				*got = want;
-				return 0;
+			/* A queued download: this reader takes it over. */
+			if (!c->stored)
+				goto fetch;
+			/* Stored (or queued to be loaded from the store). */
+			if (!load) {
+				c->state = CH_STORED;
+				return 1;
 			}
-			if (e != -ENOENT && e != -EUCLEAN)
-				log_debug("content cache: reading item %s: "
-					  "%s; downloading instead",
-					  f->item_id, strerror(-e));
-			/* Evicted, damaged or unreadable: fetch, unless
-			 * someone else acted meanwhile. */
-			if (c->state == CH_STORED)
-				c->state = CH_UNKNOWN;
+			c->state = CH_FETCHING;
+			pthread_mutex_unlock(&r->lock);
+			int e = fetch_from_store(r, f, idx);
+			pthread_mutex_lock(&r->lock);
+			if (e) /* evicted or damaged: download it */
+				goto fetch_locked;
 			continue;
 		}
 		case CH_UNKNOWN:
-		case CH_QUEUED:
 		default: {
-			/* Queued for a worker: this reader takes it over. */
+		fetch:
 			c->state = CH_FETCHING;
+		fetch_locked:
 			pthread_mutex_unlock(&r->lock);
 			int e = fetch_chunk(r, f, idx, deadline);
 			pthread_mutex_lock(&r->lock);
@@ -268,6 +276,67 @@ static int chunk_bytes_locked(struct reader *r, struct rfile *f, uint64_t idx,
 		}
 		}
 	}
+}
+
+/* A read has taken bytes of a chunk in memory: read to its end, a
+ * sequential reader is done with it, so it goes first when memory is short
+ * (and a straggling piece read after the end does not bring it back). */
+static void used_locked(struct reader *r, struct chunk *c, bool to_end)
+{
+	mem_lru_touch(&r->mem, &c->lru, to_end || c->lru.in_done);
+}
+
+/* Copies up to n bytes at offset in of chunk idx into dst; *got receives
+ * the count. A sequential reader (whole) gets the chunk loaded into memory;
+ * a random one reads just its piece from the store. r->lock held. */
+static int chunk_bytes_locked(struct reader *r, struct rfile *f, uint64_t idx,
+			      uint64_t in, char *dst, size_t n, bool whole,
+			      double deadline, size_t *got)
+{
+	*got = 0;
+	for (;;) {
+		if (idx >= f->nchunks)
+			return f->dead;
+		uint64_t clen = reader_chunk_len(r, f, idx);
+		if (in >= clen)
+			return f->dead;
+		size_t want = n < clen - in ? n : (size_t)(clen - in);
+		struct chunk *c;
+		int e = make_ready_locked(r, f, idx, deadline, whole, &c);
+		if (e < 0)
+			return e;
+		if (e == 0) {
+			memcpy(dst, c->buf->data + in, want);
+			used_locked(r, c, in + want == clen);
+			*got = want;
+			return 0;
+		}
+		pthread_mutex_unlock(&r->lock);
+		e = content_read(r->store, f->item_id, f->version, idx,
+				 (size_t)in, dst, want);
+		pthread_mutex_lock(&r->lock);
+		if (!e) {
+			atomic_fetch_add(&r->cache_hits, 1);
+			*got = want;
+			return 0;
+		}
+		if (e != -ENOENT && e != -EUCLEAN)
+			log_debug("content cache: reading item %s: %s; "
+				  "downloading instead",
+				  f->item_id, strerror(-e));
+		/* Evicted, damaged or unreadable: fetch, unless someone else
+		 * acted meanwhile. */
+		if (c->state == CH_STORED) {
+			c->state = CH_UNKNOWN;
+			c->stored = false;
+		}
+	}
+}
+
+/* Whether a read at off continues a sequential reader's stream. */
+static bool sequential(const struct reader_handle *h, uint64_t off)
+{
+	return off % h->r->chunk == 0 || h->window > 0 || off == h->next_off;
 }
 
 ssize_t reader_read(struct reader_handle *h, char *buf, size_t size,
@@ -294,8 +363,8 @@ ssize_t reader_read(struct reader_handle *h, char *buf, size_t size,
 		size_t n = size - done, got = 0;
 		if (n > r->chunk - in)
 			n = (size_t)(r->chunk - in);
-		err = chunk_bytes_locked(r, f, idx, in, buf + done, n, deadline,
-					 &got);
+		err = chunk_bytes_locked(r, f, idx, in, buf + done, n,
+					 sequential(h, at), deadline, &got);
 		if (err || !got)
 			break;
 		done += got;
@@ -313,6 +382,76 @@ out:
 	/* A short read would tell the kernel the file ends here: an error
 	 * is the honest answer. */
 	return err ? reader_errno(err) : (ssize_t)done;
+}
+
+void reader_view_release(struct reader_view *v)
+{
+	for (int i = 0; i < v->n; i++)
+		chunk_buf_unref(v->hold[i]);
+	v->n = 0;
+}
+
+ssize_t reader_read_view(struct reader_handle *h, size_t size, uint64_t off,
+			 struct reader_view *v)
+{
+	struct reader *r = h->r;
+	struct rfile *f = h->f;
+	double deadline = reader_now() + r->read_timeout;
+	size_t done = 0;
+	int err = 0;
+
+	memset(v, 0, sizeof(*v));
+	pthread_mutex_lock(&r->lock);
+	if (f->dead) {
+		err = f->dead;
+		goto out;
+	}
+	if (off >= f->size)
+		goto out;
+	if (!sequential(h, off)) {
+		err = -EAGAIN; /* a piece straight from the store costs less */
+		goto out;
+	}
+	if (size > f->size - off)
+		size = (size_t)(f->size - off);
+	while (done < size) {
+		uint64_t at = off + done;
+		uint64_t idx = at / r->chunk, in = at % r->chunk;
+		uint64_t clen = reader_chunk_len(r, f, idx);
+		struct chunk *c;
+		if (v->n == READER_VIEW_MAX) {
+			err = -EAGAIN;
+			break;
+		}
+		if (in >= clen)
+			break;
+		err = make_ready_locked(r, f, idx, deadline, true, &c);
+		if (err)
+			break;
+		size_t want =
+		    size - done < clen - in ? size - done : (size_t)(clen - in);
+		v->data[v->n] = c->buf->data + in;
+		v->len[v->n] = want;
+		v->hold[v->n] = chunk_buf_ref(c->buf);
+		v->n++;
+		used_locked(r, c, in + want == clen);
+		done += want;
+	}
+	if (err == -ETIMEDOUT) {
+		atomic_fetch_add(&r->timeouts, 1);
+		log_warn("item %s: no bytes at %llu within read_timeout "
+			 "(%.0f s)",
+			 f->item_id, (unsigned long long)off, r->read_timeout);
+	}
+	if (!err && done)
+		readahead_locked(h, off, done);
+out:
+	pthread_mutex_unlock(&r->lock);
+	if (err) {
+		reader_view_release(v);
+		return err == -EAGAIN ? err : reader_errno(err);
+	}
+	return (ssize_t)done;
 }
 
 /* ---- lifecycle ------------------------------------------------------------
@@ -352,7 +491,7 @@ struct reader *reader_new(struct graph *g, struct content *store,
 	mem_lru_init(&r->idle);
 	mem_lru_init(&r->mem);
 	mem_lru_init(&r->unstored);
-	r->budget = budget_new((size_t)r->chunk, 2);
+	r->budget = budget_new((size_t)r->chunk, 8);
 	r->urls = url_cache_new();
 	if (!r->budget || !r->urls)
 		goto fail;

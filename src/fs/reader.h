@@ -89,6 +89,23 @@ ssize_t reader_read(struct reader_handle *h, char *buf, size_t size,
 		    uint64_t off);
 void reader_release(struct reader_handle *h);
 
+/* A read answered without a copy: up to READER_VIEW_MAX spans of the
+ * chunks' own buffers, each held until reader_view_release. */
+#define READER_VIEW_MAX 4
+struct reader_view {
+	const char *data[READER_VIEW_MAX];
+	size_t len[READER_VIEW_MAX];
+	int n;
+	void *hold[READER_VIEW_MAX];
+};
+/* The bytes at off (up to size) as spans of chunk memory, for a sequential
+ * reader. The byte count (0 at EOF), -errno, or -EAGAIN when the read is
+ * better copied (a random read, or more spans than fit): use reader_read.
+ * Release the view (also after an error: it is empty then). */
+ssize_t reader_read_view(struct reader_handle *h, size_t size, uint64_t off,
+			 struct reader_view *v);
+void reader_view_release(struct reader_view *v);
+
 /* The item changed or vanished: its stored versions other than keep (NULL:
  * all) are dropped once no reader has them open. */
 void reader_forget(struct reader *r, const char *item_id, const char *keep);

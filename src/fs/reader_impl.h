@@ -124,6 +124,9 @@ int reader_size_seen_locked(struct reader *r, struct rfile *f, uint64_t total);
  * then to the store queue. Takes over the caller's reference. */
 void reader_deliver(struct reader *r, struct rfile *f, uint64_t idx,
 		    struct chunk_buf *buf);
+/* A stored chunk loaded into memory ahead of its reader (fetch.c). */
+void reader_loaded(struct reader *r, struct rfile *f, uint64_t idx,
+		   struct chunk_buf *buf);
 /* A fetch failed: readers get err for a moment, then may try again. */
 void reader_fetch_failed(struct reader *r, struct rfile *f, uint64_t idx,
 			 int err);
@@ -179,6 +182,11 @@ void resident_trim_locked(struct reader *r);
  * -ETIMEDOUT: not by deadline, a reader_now() time). */
 int fetch_chunk(struct reader *r, struct rfile *f, uint64_t idx,
 		double deadline);
+/* Loads stored chunk idx (CH_FETCHING, set by the caller) into memory for
+ * a reader about to want it: on worker threads, so reading the store runs
+ * beside the reader. 0, or -errno with the chunk left CH_FETCHING and no
+ * longer counted as stored (the caller downloads it then). */
+int fetch_from_store(struct reader *r, struct rfile *f, uint64_t idx);
 
 /* verify.c */
 /* Once every chunk's fold is known, compares the file's hash with

@@ -222,6 +222,7 @@ static int scan_chunk(void *ctx, uint64_t idx, uint64_t len,
 		return -ENOMEM;
 	c->f = f;
 	c->state = CH_STORED;
+	c->stored = true;
 	memcpy(c->fold, fold, CONTENT_FOLD_LEN);
 	if (!c->has_fold)
 		f->nfolds++;
