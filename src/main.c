@@ -117,7 +117,8 @@ static int remembered(const char *dir, const char *source, int save,
 	return *drive_id && *root_id ? 0 : -ENOMEM;
 }
 
-/* /metrics, /ready and /healthz for Prometheus and Kubernetes probes. */
+/* /metrics for Prometheus; /mounted, /ready and /healthz for the startup,
+ * readiness and liveness probes (answered from atomics: never blocking). */
 static int serve_metrics(void *ctx, const char *path, struct buf *body,
 			 const char **type)
 {
@@ -127,16 +128,32 @@ static int serve_metrics(void *ctx, const char *path, struct buf *body,
 		*type = "text/plain; version=0.0.4; charset=utf-8";
 		return fs_metrics_text(fs, body) ? 500 : 200;
 	}
+	if (strcmp(path, "/mounted") == 0) {
+		bool mounted = fs_mounted(fs);
+		buf_append_str(body, mounted ? "mounted\n" : "not mounted\n");
+		return mounted ? 200 : 503;
+	}
 	if (strcmp(path, "/ready") == 0) {
 		bool ready = fs_ready(fs);
-		buf_append_str(body, ready ? "ready\n" : "not ready\n");
+		buf_append_str(body, ready
+					 ? "ready\n"
+					 : "not ready: not mounted, or the "
+					   "library's root cannot be listed\n");
 		return ready ? 200 : 503;
 	}
 	if (strcmp(path, "/healthz") == 0) {
-		buf_append_str(body, "ok\n");
-		return 200;
+		double stuck;
+		if (fs_healthy(fs, &stuck)) {
+			buf_append_str(body, "ok\n");
+			return 200;
+		}
+		buf_appendf(body,
+			    "wedged: a metadata operation has not returned "
+			    "for %.0f s\n",
+			    stuck);
+		return 503;
 	}
-	buf_append_str(body, "spfs: /metrics, /ready, /healthz\n");
+	buf_append_str(body, "spfs: /metrics, /mounted, /ready, /healthz\n");
 	return 404;
 }
 
@@ -253,6 +270,7 @@ static int run_mount(struct options *o)
 	    .small_file = o->small_file,
 	    .read_timeout = o->read_timeout,
 	    .cache_size = o->cache_size,
+	    .liveness_timeout = o->liveness_timeout,
 	};
 	fs = fs_new(g, m, store, drive_id, root_id, &fc, &err);
 	if (!fs) {

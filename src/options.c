@@ -18,6 +18,7 @@ void options_init(struct options *o)
 	o->log_format = LOG_FORMAT_TEXT;
 	o->poll_interval = 30;
 	o->read_timeout = 60;
+	o->liveness_timeout = 30;
 	o->chunk_size = 4ull << 20;
 	o->readahead = 16ull << 20;
 	o->small_file = 4ull << 20;
@@ -137,9 +138,15 @@ void options_usage(FILE *out)
 	    "file\n"
 	    "  secret_file=PATH   file holding a client secret (developers "
 	    "only)\n"
-	    "  metrics=HOST:PORT  serve Prometheus metrics at /metrics and a\n"
-	    "                     readiness probe at /ready (200 when mounted\n"
-	    "                     with a valid token), e.g. 127.0.0.1:9464\n"
+	    "  metrics=HOST:PORT  serve Prometheus metrics at /metrics and "
+	    "the\n"
+	    "                     probes /mounted, /ready (the root lists, "
+	    "from\n"
+	    "                     the network or the cache) and /healthz,\n"
+	    "                     e.g. 127.0.0.1:9464\n"
+	    "  liveness_timeout=S /healthz fails when a metadata operation "
+	    "has\n"
+	    "                     not returned for S seconds (default 30)\n"
 	    "  log_level=error|warn|info|debug|trace   (default info)\n"
 	    "  log_format=text|json                    (default text, to "
 	    "stderr)\n"
@@ -238,6 +245,7 @@ static int apply_option(struct options *o, const char *key, const char *value,
 	    {"attr_timeout", offsetof(struct options, attr_timeout)},
 	    {"entry_timeout", offsetof(struct options, entry_timeout)},
 	    {"read_timeout", offsetof(struct options, read_timeout)},
+	    {"liveness_timeout", offsetof(struct options, liveness_timeout)},
 	};
 	/* What mount(8) and fstab pass along; spfs is read-only regardless. */
 	static const char *const ignored[] = {

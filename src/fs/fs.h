@@ -40,6 +40,8 @@ struct fs_config {
 	uint64_t small_file;  /* files up to this are fetched whole */
 	double read_timeout;  /* seconds of retrying before a read fails */
 	uint64_t cache_size;  /* the store's cap (for the stats) */
+	double liveness_timeout; /* seconds a metadata operation may take
+				    before the filesystem counts as wedged */
 };
 
 struct fs_attr {
@@ -113,7 +115,15 @@ int fs_stats_json(struct fs *fs, char *buf, size_t size);
 /* Prometheus text exposition of the same counters (and per-route request
  * counts), appended to b. 0 or -errno. */
 int fs_metrics_text(struct fs *fs, struct buf *b);
-/* Mounted and holding a valid access token: what a readiness probe asks. */
+/* Probes (probe.c), each answered from atomics, never blocking.
+ * Mounted: between fs_start_sync and fs_stop_sync (a startup probe). */
+bool fs_mounted(struct fs *fs);
+/* Mounted and the root listed at the watchdog's last try, from the network
+ * or the cache (a readiness probe). */
 bool fs_ready(struct fs *fs);
+/* False when a watchdog operation (a getattr or a listing of the root) has
+ * run longer than it may: a wedged filesystem (a liveness probe).
+ * *stuck_s: how long the running one has run (0 when none runs). */
+bool fs_healthy(struct fs *fs, double *stuck_s);
 
 #endif
