@@ -166,6 +166,12 @@ static void metrics_started(void *ctx)
 		log_error("metrics: cannot start: %s", strerror(-err));
 }
 
+/* The mount is going away: end every network wait (signal-safe). */
+static void abort_network(void *ctx)
+{
+	http_abort(ctx);
+}
+
 static int run_mount(struct options *o)
 {
 	struct http_config hc = {.cafile = o->cafile,
@@ -302,6 +308,8 @@ static int run_mount(struct options *o)
 	    .entry_timeout = o->entry_timeout >= 0 ? o->entry_timeout : t,
 	    .started = metrics_started,
 	    .hook_ctx = metrics,
+	    .abort = abort_network,
+	    .abort_ctx = http,
 	};
 	err = fuse_adapter_run(fs, &ac);
 out:

@@ -26,6 +26,7 @@
 
 #include "auth/credential.h"
 #include "base/log.h"
+#include "http/http.h"
 
 #define DEFAULT_AUTHORITY "https://login.microsoftonline.com/"
 #define DEFAULT_GRAPH	  "https://graph.microsoft.com/v1.0"
@@ -292,6 +293,7 @@ double auth_backoff_seconds(unsigned attempt, double jitter)
 struct auth {
 	struct auth_config cfg; /* deep copy, owned */
 	struct credential *cred;
+	struct http *http; /* borrowed; NULL with a test credential */
 	pthread_mutex_t lock;
 	pthread_cond_t changed;
 	struct buf token;     /* secret; empty when none */
@@ -401,6 +403,7 @@ struct auth *auth_new(const struct auth_config *cfg, struct http *http,
 	if (!a)
 		return NULL;
 	buf_init(&msg, 4096);
+	a->http = http;
 	/* Sources borrow the auth's own copy of the config. */
 	switch (a->cfg.kind) {
 	case AUTH_WORKLOAD:
@@ -481,7 +484,12 @@ static int fetch_unlocked(struct auth *a, bool cold, struct token_grant *grant,
 			    auth_backoff_seconds(attempt - 1, jitter01());
 			struct timespec ts = {(time_t)d,
 					      (long)((d - (long)d) * 1e9)};
-			nanosleep(&ts, NULL);
+			/* Ends early when shutting down (then the fetch
+			 * fails at once). */
+			if (a->http)
+				http_sleep(a->http, d);
+			else
+				nanosleep(&ts, NULL);
 		}
 		(*requests)++;
 		err = a->cred->fetch(a->cred, grant, msg);
