@@ -517,6 +517,15 @@ int auth_token(struct auth *a, struct buf *out)
 			pthread_cond_wait(&a->changed, &a->lock);
 			continue;
 		}
+		if (!valid && now < a->next_attempt && a->cred->changed &&
+		    a->cred->changed(a->cred)) {
+			/* The backoff was for the old input: try the new one
+			 * now rather than fail for up to a minute more. */
+			log_info("%s: the credential changed since the last "
+				 "failure; trying it now",
+				 a->cred->name);
+			a->next_attempt = 0;
+		}
 		if (!valid && now < a->next_attempt) {
 			/* Backing off with nothing to serve: fail fast. */
 			err = a->last_err ? a->last_err : -EAGAIN;

@@ -272,6 +272,39 @@ class Auth(EmulatorCase):
         self.assertIn("never accepted on the command line", r.stderr)
         self.assertNotIn("hunter2", r.stderr)
 
+    def test_fixed_token_file_is_tried_at_once(self):
+        """A token file that Entra refuses, then fixed while mounted: the
+        next listing uses the new file at once, not after the backoff."""
+        sys.path.insert(0, HERE)
+        from mount_helpers import Mount  # noqa: E402
+        token = self.sa_file("fixable-token")
+        cache = os.path.join(self.tmp, "cache-fixable")
+        mnt = os.path.join(self.tmp, "mnt-fixable")
+        env = {"AZURE_FEDERATED_TOKEN_FILE": token}
+        # A first mount remembers the library, so the next one mounts from
+        # the cache whatever Entra says.
+        m = Mount(self.emu, mnt, cache, env=env, opts="poll_interval=0")
+        os.listdir(mnt)
+        m.stop()
+        self.sa_file("fixable-token", sa="someone-else")  # no federated credential
+        m = Mount(self.emu, mnt, cache, env=env, opts="poll_interval=0")
+        try:
+            before = len(self.fed_requests())
+            # Listings of a folder never listed fail while Entra refuses;
+            # each refusal lengthens the backoff (1, 2, then 4 s).
+            deadline = time.time() + 30
+            while len(self.fed_requests()) < before + 3 and time.time() < deadline:
+                with self.assertRaises(PermissionError):
+                    os.listdir(os.path.join(mnt, "reports"))
+                time.sleep(0.05)
+            self.assertEqual(len(self.fed_requests()), before + 3)
+            # Fixed now; the backoff still has at least 3.2 s to run.
+            self.sa_file("fixable-token")
+            self.assertIn("summary.xlsx", os.listdir(os.path.join(mnt, "reports")))
+            self.assertIn("changed since the last failure", m.read_log())
+        finally:
+            m.stop()
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -284,7 +284,13 @@ struct fake {
 	int fail_with;	    /* 0, -EAGAIN or -EACCES */
 	unsigned delay_ms;  /* time a fetch takes */
 	atomic_int serial;
+	atomic_bool input_changed; /* what changed() answers */
 };
+
+static bool fake_changed(struct credential *c)
+{
+	return atomic_load(&((struct fake *)c)->input_changed);
+}
 
 static int fake_fetch(struct credential *c, struct token_grant *g,
 		      struct buf *msg)
@@ -320,6 +326,7 @@ static struct auth *make_auth(struct fake *f)
 	f->base.name = "fake";
 	f->base.fetch = fake_fetch;
 	f->base.free = fake_free;
+	f->base.changed = fake_changed;
 	struct auth *a = auth_new_with_credential(&cfg, &f->base, &err);
 	assert_non_null(a);
 	auth_config_release(&cfg);
@@ -450,6 +457,14 @@ static void test_failures_back_off(void **state)
 	for (int i = 0; i < 50; i++)
 		assert_int_equal(auth_token(a, &t), -EACCES);
 	assert_int_equal(atomic_load(&f.calls), 1);
+
+	/* The input was fixed (a new token file): tried at once, backoff or
+	 * not, and the new token is served. */
+	f.fail_with = 0;
+	atomic_store(&f.input_changed, true);
+	assert_int_equal(auth_token(a, &t), 0);
+	assert_int_equal(atomic_load(&f.calls), 2);
+	assert_string_equal(t.data, "token-0");
 
 	/* Transient failures are retried a few times when cold. */
 	struct fake g = {.lifetime = 3600, .fail_with = -EAGAIN};
