@@ -126,6 +126,10 @@ void options_usage(FILE *out)
 	    "https://graph.microsoft.com/v1.0;\n"
 	    "                     the token scope follows from it: sovereign "
 	    "clouds)\n"
+	    "  scope=RESOURCE/.default  the token's scope, when Graph is "
+	    "reached\n"
+	    "                     through a gateway or another host (default:\n"
+	    "                     graph_url's origin + /.default)\n"
 	    "  cafile=PATH        PEM trust store for TLS (default: the "
 	    "system's)\n"
 	    "  imds_url=URL       instance metadata endpoint (default "
@@ -226,6 +230,7 @@ static int apply_option(struct options *o, const char *key, const char *value,
 	    {"client_id", offsetof(struct options, auth.client_id)},
 	    {"tenant_id", offsetof(struct options, auth.tenant_id)},
 	    {"graph_url", offsetof(struct options, auth.graph_url)},
+	    {"scope", offsetof(struct options, auth.scope)},
 	    {"imds_url", offsetof(struct options, auth.imds_url)},
 	    {"imds_client_id", offsetof(struct options, auth.imds_client_id)},
 	    {"cert", offsetof(struct options, auth.cert_path)},

@@ -134,6 +134,7 @@ class Emulator:
 
         self.drives = {}
         self.sites = []
+        self.shares = {}  # sharing link (without its query) -> (drive id, item id)
         dataset_dir = self._build_sites(args)
         if self.nginx is not None:
             self.nginx.tree_dir = os.path.abspath(dataset_dir)

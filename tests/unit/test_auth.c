@@ -182,6 +182,52 @@ static void test_explicit_kind_and_overrides(void **state)
 	buf_release(&msg);
 }
 
+/* The token scope: as given (RESOURCE/.default only), or derived from
+ * graph_url, and --check can say which. */
+static void test_scope(void **state)
+{
+	struct auth_config cfg;
+	struct buf msg;
+
+	(void)state;
+	buf_init(&msg, 4096);
+	auth_config_init(&cfg);
+	assert_int_equal(resolve(&cfg, aks_env, &msg), 0);
+	assert_string_equal(cfg.scope, "https://graph.microsoft.com/.default");
+	assert_non_null(strstr(cfg.scope_from, "default"));
+	auth_config_release(&cfg);
+
+	auth_config_init(&cfg);
+	cfg.graph_url = strdup("https://apim.contoso.net:8443/graph/v1.0");
+	assert_int_equal(resolve(&cfg, aks_env, &msg), 0);
+	assert_string_equal(cfg.scope,
+			    "https://apim.contoso.net:8443/.default");
+	assert_non_null(strstr(cfg.scope_from, "derived from -o graph_url"));
+	auth_config_release(&cfg);
+
+	auth_config_init(&cfg);
+	cfg.graph_url = strdup("https://apim.contoso.net/graph/v1.0");
+	cfg.scope = strdup("https://graph.microsoft.com/.default");
+	assert_int_equal(resolve(&cfg, aks_env, &msg), 0);
+	assert_string_equal(cfg.scope, "https://graph.microsoft.com/.default");
+	assert_string_equal(cfg.scope_from, "-o scope");
+	auth_config_release(&cfg);
+
+	const char *const bad[] = {"https://graph.microsoft.com",
+				   "https://graph.microsoft.com/.default x",
+				   "/.default", "Sites.Read.All"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		auth_config_init(&cfg);
+		cfg.scope = strdup(bad[i]);
+		buf_reset(&msg);
+		assert_int_equal(resolve(&cfg, aks_env, &msg), -EINVAL);
+		assert_non_null(
+		    strstr(buf_str(&msg), "expected RESOURCE/.default"));
+		auth_config_release(&cfg);
+	}
+	buf_release(&msg);
+}
+
 static void test_missing_variables_are_named(void **state)
 {
 	const char *const no_client[] = {
@@ -484,6 +530,7 @@ int main(void)
 	    cmocka_unit_test(test_auto_picks_workload_on_aks),
 	    cmocka_unit_test(test_auto_order),
 	    cmocka_unit_test(test_explicit_kind_and_overrides),
+	    cmocka_unit_test(test_scope),
 	    cmocka_unit_test(test_missing_variables_are_named),
 	    cmocka_unit_test(test_http_refused_unless_allowed),
 	    cmocka_unit_test(test_tenant_validated),
