@@ -642,6 +642,10 @@ int fuse_adapter_run(struct fs *fs, const struct fuse_adapter_config *cfg)
 			      .ctx = &a};
 	fs_set_notify(fs, &n);
 	log_info("mounted %s on %s", cfg->fsname, cfg->mountpoint);
+	/* Daemonizing points stderr at /dev/null: later lines (errors that
+	 * come long after mount(8) returned) go to syslog instead. */
+	if (!cfg->foreground)
+		log_detach();
 	if (fuse_daemonize(cfg->foreground) != 0) {
 		err = -EIO;
 		goto out_unmount;

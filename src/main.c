@@ -348,6 +348,18 @@ int main(int argc, char **argv)
 	}
 	log_set_level(o.log_level);
 	log_set_format(o.log_format);
+	if (o.log_file) {
+		/* Every line from now on, foreground or not; kept open for
+		 * the process's life (the log sink borrows it). */
+		int fd = open(o.log_file,
+			      O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			fprintf(stderr, "spfs: -o log_file=%s: %s\n",
+				o.log_file, strerror(errno));
+			goto out;
+		}
+		log_set_fd(fd);
+	}
 	if (o.help) {
 		options_usage(stdout);
 		status = 0;

@@ -35,6 +35,7 @@ void options_release(struct options *o)
 	free(o->cafile);
 	free(o->cache_dir);
 	free(o->metrics);
+	free(o->log_file);
 	auth_config_release(&o->auth);
 	options_init(o);
 }
@@ -154,6 +155,9 @@ void options_usage(FILE *out)
 	    "  log_level=error|warn|info|debug|trace   (default info)\n"
 	    "  log_format=text|json                    (default text, to "
 	    "stderr)\n"
+	    "  log_file=PATH      append log lines to PATH (default: stderr; "
+	    "once\n"
+	    "                     detached, without -f, syslog)\n"
 	    "  allow_http         accept http:// endpoints: for local tests "
 	    "only\n"
 	    "\n"
@@ -239,6 +243,7 @@ static int apply_option(struct options *o, const char *key, const char *value,
 	    {"cafile", offsetof(struct options, cafile)},
 	    {"cache_dir", offsetof(struct options, cache_dir)},
 	    {"metrics", offsetof(struct options, metrics)},
+	    {"log_file", offsetof(struct options, log_file)},
 	    {"token_file", offsetof(struct options, auth.token_file)},
 	    {"authority_host", offsetof(struct options, auth.authority_host)},
 	};

@@ -27,6 +27,7 @@ struct options {
 	char *cafile;		       /* owned; -o cafile= */
 	char *cache_dir;	       /* owned; NULL = the default */
 	char *metrics;		       /* owned; -o metrics=HOST:PORT */
+	char *log_file;		       /* owned; -o log_file=PATH */
 	double poll_interval;	       /* seconds, default 30 */
 	bool cache_off;		       /* -o cache=off: stream, store nothing */
 	unsigned long long cache_size; /* bytes; 0 = 10% of the disk, >= 1 GiB
