@@ -558,6 +558,8 @@ static const struct fuse_adapter_config *signalled_cfg;
 
 static void on_exit_signal(int sig)
 {
+	int saved_errno = errno;
+
 	for (size_t i = 0; i < sizeof(exit_signals) / sizeof(exit_signals[0]);
 	     i++) {
 		if (exit_signals[i] != sig)
@@ -568,6 +570,7 @@ static void on_exit_signal(int sig)
 	}
 	if (signalled_cfg && signalled_cfg->abort)
 		signalled_cfg->abort(signalled_cfg->abort_ctx);
+	errno = saved_errno;
 }
 
 static int chain_signal_handlers(const struct fuse_adapter_config *cfg)

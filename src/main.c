@@ -201,6 +201,7 @@ static int run_mount(struct options *o)
 	err = source_parse(o->source, &src, &msg);
 	if (err) {
 		fprintf(stderr, "spfs: %s\n", buf_str(&msg));
+		buf_release(&msg);
 		return 2;
 	}
 	have_src = 1;
