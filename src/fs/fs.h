@@ -118,12 +118,12 @@ int fs_metrics_text(struct fs *fs, struct buf *b);
 /* Probes (probe.c), each answered from atomics, never blocking.
  * Mounted: between fs_start_sync and fs_stop_sync (a startup probe). */
 bool fs_mounted(struct fs *fs);
-/* Mounted and the root listed at the watchdog's last try, from the network
- * or the cache (a readiness probe). */
+/* Mounted and the root listed at the last try (every 5 s), from the
+ * network or the cache (a readiness probe). */
 bool fs_ready(struct fs *fs);
-/* False when a watchdog operation (a getattr or a listing of the root) has
- * run longer than it may: a wedged filesystem (a liveness probe).
- * *stuck_s: how long the running one has run (0 when none runs). */
+/* False when a getattr of the root (timed every 5 s) has run longer than
+ * liveness_timeout: a wedged filesystem (a liveness probe). *stuck_s: how
+ * long the running one has run (0 when none runs). */
 bool fs_healthy(struct fs *fs, double *stuck_s);
 
 #endif

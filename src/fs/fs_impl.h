@@ -6,7 +6,7 @@
  * The inside of struct fs, shared by the files of src/fs that implement
  * fs.h: fs.c (lifecycle, listings, attributes), open.c (file content and
  * the open-file table), sync.c (the delta thread), stats.c (counters),
- * probe.c (the watchdog behind the probes). Nothing outside src/fs includes
+ * probe.c (the threads behind the probes). Nothing outside src/fs includes
  * this.
  *
  * Locks, in order: list_lock, then the store's lock. open_lock, seq_lock,
@@ -51,15 +51,15 @@ struct fs {
 	atomic_bool delta_healthy; /* last delta round succeeded */
 	atomic_llong delta_ok_at;  /* epoch s of the last good delta round */
 	atomic_bool serving;	   /* mounted: between start and stop */
-	/* probe.c: the watchdog thread and what the probes read. */
-	pthread_t probe_thread;
-	bool probe_running;
+	/* probe.c: the liveness and lister threads, and what probes read. */
+	pthread_t probe_threads[2];
+	int nprobe_threads;
 	pthread_mutex_t probe_lock; /* guards probe_stop */
 	pthread_cond_t probe_cond;
 	bool probe_stop;
 	atomic_bool root_listed; /* the last listing of the root worked */
-	atomic_llong probe_op_since_ms;	  /* monotonic; 0: none running */
-	atomic_llong probe_op_allowed_ms; /* how long that one may take */
+	/* Monotonic ms when the running getattr began; 0: none runs. */
+	atomic_llong probe_op_since_ms;
 	atomic_int offline_warned;
 	/* Files open through the kernel: their attributes keep the opened
 	 * version's size, and page invalidations wait until they close, so a
@@ -107,7 +107,7 @@ struct listing {
 };
 int fs_listing_collect(void *ctx, const struct graph_item *gi);
 
-/* probe.c: the watchdog thread (started and stopped with the delta
+/* probe.c: the probe threads (started and stopped with the delta
  * thread). */
 int fs_probe_start(struct fs *fs);
 void fs_probe_stop(struct fs *fs);

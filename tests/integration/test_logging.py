@@ -47,7 +47,7 @@ class Logging(MountCase):
         self.assertEqual(r.stderr, "")  # every line went to the file
         try:
             self.assertTrue(os.path.ismount(mnt))
-            # The root listed first (the watchdog does it), then a folder's
+            # The root listed first (the probe lister does it), then a folder's
             # listing fails.
             self.assertTrue(wait_until(lambda: "root lists" in read(log), 30), read(log))
             self.emu.fault(route="children", kind="status", status=404)

@@ -54,7 +54,7 @@ class Probes(MountCase):
         m, port = self.mount_with_probes("cache-unlistable", "read_timeout=3,poll_interval=0")
         self.assertEqual(probe(port, "/mounted")[0], 200)
         self.assertEqual(probe(port, "/healthz")[0], 200)
-        # The watchdog's first listing fails within read_timeout.
+        # The first listing of the root fails within read_timeout.
         self.assertTrue(wait_until(lambda: "listing '/' failed" in m.read_log(), 30))
         status, body = probe(port, "/ready")
         self.assertEqual(status, 503, body)
@@ -62,7 +62,7 @@ class Probes(MountCase):
             os.listdir(m.mountpoint)
         self.assertEqual(e.exception.errno, errno.EIO)
         self.assertEqual(probe(port, "/healthz")[0], 200)
-        # The service mends: ready at the watchdog's next round.
+        # The service mends: ready at the lister's next round.
         self.emu.clear_faults()
         self.assertTrue(wait_until(lambda: probe(port, "/ready")[0] == 200, 30))
         self.assertIn("tiny.csv", os.listdir(m.mountpoint))

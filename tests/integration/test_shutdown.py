@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Stopping during an outage: `fusermount3 -u` (a preStop hook) and SIGTERM
 (the kubelet) must end the daemon promptly, although its change poll, its
-watchdog and a reader are all waiting on a Graph that does not answer.
+probe lister and a reader are all waiting on a Graph that does not answer.
 Before, each waited out its retries: the daemon outlived the unmount by
 most of read_timeout. Bounds here are a fraction of read_timeout (120 s),
 so a slow machine cannot turn them into a false failure."""
@@ -32,7 +32,7 @@ class Shutdown(MountCase):
         self.assertIn("tiny.csv", os.listdir(m.mountpoint))
         self.outage(True)
         try:
-            # The change poll and the watchdog are now retrying.
+            # The change poll and the probe lister are now retrying.
             time.sleep(3)
             t0 = time.time()
             subprocess.run(["fusermount3", "-u", m.mountpoint], check=True)
