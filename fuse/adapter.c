@@ -14,6 +14,7 @@
 #include "fuse/adapter.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <signal.h>
@@ -21,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <stdbool.h>
 #include <sys/stat.h>
 
 #include "base/log.h"
@@ -61,11 +64,13 @@ static void to_stat(const struct fs_attr *a, struct stat *st)
 	st->st_ctim = a->ctime;
 }
 
+#define MAX_READAHEAD (1u << 20)
+
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
-	/* Large reads: fewer round trips for the read path to come. */
-	conn->max_readahead = 1u << 20;
+	/* Large reads: fewer round trips (see raise_readahead). */
+	conn->max_readahead = MAX_READAHEAD;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	if (conn->capable & FUSE_CAP_READDIRPLUS_AUTO)
@@ -294,6 +299,49 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fs_release(f); /* the open was interrupted */
 }
 
+/* Each FUSE thread keeps its read buffer: a fresh MiB-sized one per read
+ * would be an mmap whose every page faults on first touch. */
+struct read_buf {
+	char *data;
+	size_t cap;
+};
+static pthread_key_t read_buf_key;
+static pthread_once_t read_buf_once = PTHREAD_ONCE_INIT;
+
+static void read_buf_free(void *p)
+{
+	struct read_buf *rb = p;
+
+	free(rb->data);
+	free(rb);
+}
+
+static void read_buf_init(void)
+{
+	pthread_key_create(&read_buf_key, read_buf_free);
+}
+
+static char *read_buf_get(size_t size)
+{
+	pthread_once(&read_buf_once, read_buf_init);
+	struct read_buf *rb = pthread_getspecific(read_buf_key);
+	if (!rb) {
+		rb = calloc(1, sizeof(*rb));
+		if (!rb || pthread_setspecific(read_buf_key, rb) != 0) {
+			free(rb);
+			return NULL;
+		}
+	}
+	if (rb->cap < size) {
+		char *p = realloc(rb->data, size);
+		if (!p)
+			return NULL;
+		rb->data = p;
+		rb->cap = size;
+	}
+	return rb->data;
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -305,7 +353,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	buf = malloc(size ? size : 1);
+	buf = read_buf_get(size ? size : 1);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -315,7 +363,6 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		reply_err(req, "read", (int)n);
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
-	free(buf);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino,
@@ -599,6 +646,62 @@ static void unchain_signal_handlers(void)
 	signalled_cfg = NULL;
 }
 
+/* mountinfo escapes space, tab, newline and backslash as \ooo. */
+static bool mountinfo_path_is(const char *field, const char *path)
+{
+	for (; *path; path++) {
+		unsigned char c = (unsigned char)*path;
+		if (c == ' ' || c == '\t' || c == '\n' || c == '\\') {
+			char esc[5];
+			snprintf(esc, sizeof(esc), "\\%03o", c);
+			if (strncmp(field, esc, 4) != 0)
+				return false;
+			field += 4;
+		} else if (*field++ != *path) {
+			return false;
+		}
+	}
+	return *field == 0;
+}
+
+/*
+ * The kernel caps a FUSE mount's read-ahead at its backing device's default
+ * (128 KiB) whatever max_readahead says, and every read request is then at
+ * most that large. As root, raise the mount's own read_ahead_kb (the sysfs
+ * knob of its bdi) to max_readahead: 1 MiB requests, an eighth of the
+ * round trips (measured in docs/BENCHMARKS.md). Best effort: a read-only
+ * /sys only costs speed. real is the mountpoint's resolved path, found
+ * before mounting (a stat after would ask this daemon, whose loop is not
+ * running yet).
+ */
+static void raise_readahead(const char *real, unsigned kib)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[8192], dev[32] = "", path[4096];
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char d[32], mp[4096];
+		if (sscanf(line, "%*s %*s %31s %*s %4095s", d, mp) == 2 &&
+		    mountinfo_path_is(mp, real))
+			snprintf(dev, sizeof(dev), "%s", d); /* the last wins */
+	}
+	fclose(f);
+	if (!dev[0])
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
+	f = fopen(path, "we");
+	if (!f || fprintf(f, "%u\n", kib) < 0 || fclose(f) != 0) {
+		if (f)
+			fclose(f);
+		log_debug("read-ahead stays at the kernel's default: %s: %s",
+			  path, strerror(errno));
+		return;
+	}
+	log_debug("read-ahead of the mount raised to %u KiB", kib);
+}
+
 int fuse_adapter_run(struct fs *fs, const struct fuse_adapter_config *cfg)
 {
 	struct adapter a = {.fs = fs,
@@ -632,7 +735,9 @@ int fuse_adapter_run(struct fs *fs, const struct fuse_adapter_config *cfg)
 	err = chain_signal_handlers(cfg);
 	if (err)
 		goto out_signals;
+	char *real = realpath(cfg->mountpoint, NULL);
 	if (fuse_session_mount(a.se, cfg->mountpoint) != 0) {
+		free(real);
 		log_error("cannot mount on %s (does it exist, and may this "
 			  "user mount there? "
 			  "/dev/fuse and fusermount3 are needed)",
@@ -640,6 +745,9 @@ int fuse_adapter_run(struct fs *fs, const struct fuse_adapter_config *cfg)
 		err = -EIO;
 		goto out_signals;
 	}
+	if (real && geteuid() == 0)
+		raise_readahead(real, MAX_READAHEAD >> 10);
+	free(real);
 	struct fs_notify n = {.inval_entry = notify_entry,
 			      .inval_inode = notify_inode,
 			      .ctx = &a};

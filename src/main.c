@@ -256,9 +256,21 @@ static int run_mount(struct options *o)
 					cap = fs_bytes / 2;
 			}
 		}
+		/* The cap bounds the directory's disk use for this
+		 * library: the metadata store's files count against it. */
+		char meta_wal[4200], meta_shm[4200];
+		snprintf(meta_wal, sizeof(meta_wal), "%s-wal", path);
+		snprintf(meta_shm, sizeof(meta_shm), "%s-shm", path);
+		char meta_db[4096];
+		snprintf(meta_db, sizeof(meta_db), "%s", path);
+		const char *neighbours[] = {meta_db, meta_wal, meta_shm, NULL};
 		snprintf(path, sizeof(path), "%s/library-%s.content.db", dir,
 			 name);
-		store = content_open(path, cap, &err);
+		struct content_config cc = {.path = path,
+					    .max_bytes = cap,
+					    .chunk_size = o->chunk_size,
+					    .neighbours = neighbours};
+		store = content_open(&cc, &err);
 		if (!store) {
 			log_error("content cache %s: %s (-o cache=off reads "
 				  "without it)",
@@ -278,6 +290,8 @@ static int run_mount(struct options *o)
 	    .read_timeout = o->read_timeout,
 	    .cache_size = o->cache_size,
 	    .liveness_timeout = o->liveness_timeout,
+	    .sheets = o->sheets,
+	    .sheets_tmp_dir = dir,
 	};
 	fs = fs_new(g, m, store, drive_id, root_id, &fc, &err);
 	if (!fs) {

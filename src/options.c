@@ -106,6 +106,13 @@ void options_usage(FILE *out)
 	    "  small_file=SIZE    files up to this are fetched whole, in one "
 	    "request\n"
 	    "                     (default 4M, at most chunk_size)\n"
+	    "  sheets             beside every workbook NAME.xlsx (.xlsm, "
+	    ".xls) "
+	    "a folder\n"
+	    "                     NAME.xlsx.sheets/ with each worksheet as "
+	    "CSV (needs\n"
+	    "                     the cache; rules: man spfs, WORKBOOKS AS "
+	    "CSV)\n"
 	    "  poll_interval=S    seconds between change polls (default 30; 0 "
 	    "= off)\n"
 	    "  read_timeout=S     a read or listing the service cannot serve "
@@ -294,6 +301,10 @@ static int apply_option(struct options *o, const char *key, const char *value,
 		o->default_permissions = true;
 		return 0;
 	}
+	if (strcmp(key, "sheets") == 0 && !value) {
+		o->sheets = true;
+		return 0;
+	}
 	for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
 		if (strcmp(key, ignored[i]) == 0 && !value)
 			return 0;
@@ -472,6 +483,12 @@ int options_parse(struct options *o, int argc, char **argv, struct buf *msg)
 			    a);
 			return -EINVAL;
 		}
+	}
+	if (!err && o->sheets && o->cache_off) {
+		buf_appendf(msg, "-o sheets keeps the CSVs in the content "
+				 "cache: it cannot be combined with "
+				 "-o cache=off");
+		return -EINVAL;
 	}
 	return err;
 }

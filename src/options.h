@@ -30,6 +30,7 @@ struct options {
 	char *log_file;		       /* owned; -o log_file=PATH */
 	double poll_interval;	       /* seconds, default 30 */
 	bool cache_off;		       /* -o cache=off: stream, store nothing */
+	bool sheets;		       /* -o sheets: workbooks as CSV folders */
 	unsigned long long cache_size; /* bytes; 0 = 10% of the disk, >= 1 GiB
 					*/
 	unsigned long long chunk_size; /* bytes, default 4 MiB */

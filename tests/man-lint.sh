@@ -26,4 +26,29 @@ for key in $("$spfs" --help | sed -n 's/^  \([a-z_]*\)\([=, ].*\)\{0,1\}$/\1/p' 
 	}
 done
 [ "$fail" = 0 ] && echo "ok - every option of spfs --help is in the man page"
+
+# spfs-csi's page (when it is built): clean, and every flag of its --help
+# has a tagged paragraph.
+csi_man="$src/man/spfs-csi.8"
+csi=${SPFS_BUILDDIR:-.}/spfs-csi
+out=$(mandoc -Tlint -Wwarning "$csi_man" 2>&1) || true
+if [ -n "$out" ]; then
+	echo "$out"
+	echo "not ok - mandoc -Tlint man/spfs-csi.8"
+	fail=1
+else
+	echo "ok - mandoc -Tlint man/spfs-csi.8 is clean"
+fi
+if [ -x "$csi" ]; then
+	text=$(mandoc -Tascii "$csi_man" | sed 's/.\x08//g')
+	missing=0
+	for flag in $("$csi" --help | grep -o -- '--[a-z-]*' | sort -u); do
+		echo "$text" | grep -Eq "^ {7}(-[a-zA-Z], )?$flag( |,|\$)" || {
+			echo "not ok - $flag (spfs-csi --help) is not in man/spfs-csi.8"
+			missing=1
+		}
+	done
+	[ "$missing" = 0 ] && echo "ok - every flag of spfs-csi --help is in its man page"
+	[ "$missing" = 0 ] || fail=1
+fi
 exit "$fail"

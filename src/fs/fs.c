@@ -35,6 +35,7 @@
 #include "cache/meta.h"
 #include "fs/item_map.h"
 #include "fs/reader.h"
+#include "fs/sheets_view.h"
 #include "graph/graph.h"
 #include "graph/item.h"
 
@@ -136,6 +137,8 @@ struct fs *fs_new(struct graph *g, struct meta *m, struct content *store,
 			graph_item_release(&gi);
 		}
 	}
+	if (!*err && cfg->sheets)
+		fs->sheets = sheets_view_new(fs, err);
 	if (*err) {
 		fs_free(fs);
 		return NULL;
@@ -148,6 +151,7 @@ void fs_free(struct fs *fs)
 	if (!fs)
 		return;
 	fs_stop_sync(fs);
+	sheets_view_free(fs->sheets);
 	reader_free(fs->reader);
 	pthread_mutex_destroy(&fs->list_lock);
 	pthread_mutex_destroy(&fs->sync_lock);
@@ -319,11 +323,18 @@ int fs_lookup(struct fs *fs, uint64_t parent, const char *name,
 {
 	struct meta_item it;
 	uint64_t p = to_store(fs, parent);
-	int err = ensure_listed(fs, p);
+	int err;
 
+	if (sheets_view_owns(parent))
+		return fs->sheets
+			   ? sheets_view_lookup(fs->sheets, parent, name, out)
+			   : -ENOENT;
+	err = ensure_listed(fs, p);
 	if (err)
 		return err;
 	err = meta_lookup(fs->m, p, name, &it);
+	if (err == -ENOENT && fs->sheets)
+		return sheets_view_lookup(fs->sheets, p, name, out);
 	if (err)
 		return err;
 	attr_from(fs, &it, out);
@@ -334,8 +345,12 @@ int fs_lookup(struct fs *fs, uint64_t parent, const char *name,
 int fs_getattr(struct fs *fs, uint64_t ino, struct fs_attr *out)
 {
 	struct meta_item it;
-	int err = meta_get(fs->m, to_store(fs, ino), &it);
+	int err;
 
+	if (sheets_view_owns(ino))
+		return fs->sheets ? sheets_view_getattr(fs->sheets, ino, out)
+				  : -ENOENT;
+	err = meta_get(fs->m, to_store(fs, ino), &it);
 	if (err)
 		return err;
 	attr_from(fs, &it, out);
@@ -363,9 +378,17 @@ int fs_readdir(struct fs *fs, uint64_t ino,
 {
 	uint64_t folder = to_store(fs, ino);
 	struct readdir_ctx r = {fs, fn, ctx};
-	int err = ensure_listed(fs, folder);
+	int err;
 
-	return err ? err : meta_children(fs->m, folder, readdir_one, &r);
+	if (sheets_view_owns(ino))
+		return fs->sheets
+			   ? sheets_view_readdir(fs->sheets, ino, fn, ctx)
+			   : -ENOENT;
+	err = ensure_listed(fs, folder);
+	err = err ? err : meta_children(fs->m, folder, readdir_one, &r);
+	if (!err && fs->sheets)
+		err = sheets_view_readdir_folders(fs->sheets, folder, fn, ctx);
+	return err;
 }
 
 /* ---- xattrs and statfs ------------------------------------------------------
@@ -398,6 +421,8 @@ int fs_getxattr(struct fs *fs, uint64_t ino, const char *name, char *buf,
 		int n = fs_stats_json(fs, buf, size);
 		return size == 0 && n >= 0 ? n + 512 : n;
 	}
+	if (sheets_view_owns(ino))
+		return -ENODATA;
 	err = meta_get(fs->m, to_store(fs, ino), &it);
 
 	if (err)
@@ -426,8 +451,11 @@ int fs_listxattr(struct fs *fs, uint64_t ino, char *buf, size_t size)
 {
 	struct meta_item it;
 	size_t total = 0;
-	int err = meta_get(fs->m, to_store(fs, ino), &it);
+	int err;
 
+	if (sheets_view_owns(ino))
+		return 0;
+	err = meta_get(fs->m, to_store(fs, ino), &it);
 	if (err)
 		return err;
 	for (size_t i = 0; i < sizeof(xattr_names) / sizeof(xattr_names[0]);

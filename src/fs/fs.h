@@ -40,8 +40,10 @@ struct fs_config {
 	uint64_t small_file;  /* files up to this are fetched whole */
 	double read_timeout;  /* seconds of retrying before a read fails */
 	uint64_t cache_size;  /* the store's cap (for the stats) */
-	double liveness_timeout; /* seconds a metadata operation may take
-				    before the filesystem counts as wedged */
+	double liveness_timeout;    /* seconds a metadata operation may take
+				       before the filesystem counts as wedged */
+	bool sheets;		    /* -o sheets: workbooks' .sheets folders */
+	const char *sheets_tmp_dir; /* scratch for .xls (borrowed) */
 };
 
 struct fs_attr {

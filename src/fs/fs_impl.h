@@ -37,6 +37,7 @@ struct fs {
 	struct meta *m;
 	struct content *store; /* NULL: cache=off */
 	struct reader *reader;
+	struct sheets_view *sheets; /* NULL unless -o sheets */
 	char *drive_id;
 	char *root_id;
 	uint64_t root_ino; /* the store's inode of the mounted folder */

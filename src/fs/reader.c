@@ -1,24 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The read path. Design:
+ * The read path (reader.h; the files it is made of: reader_impl.h).
+ *
  *  - struct rfile is one file version, shared by every open of it; its
- *    chunk table says, per chunk, where the bytes are (store, memory) or who
- *    is fetching them. Exactly one thread fetches a chunk (state FETCHING);
- *    everyone else waits on r->cond. That is the single flight.
- *  - a fetch streams one chunk into a buffer, hashing as bytes arrive (each
- *    chunk's quickXorHash fold, at its file offset), resumes with Range after
- *    resets and short bodies, gets a fresh URL after 401/403, and hands the
- *    chunk to the store whole (a chunk is never stored partially).
- *  - when every chunk of a version has a fold, the folds are XORed into the
- *    file's hash and compared with SharePoint's: no second pass over data.
- *  - the first response of a version fixes its size (served length wins);
- *    a later response that disagrees, or carries another ETag, means the
- *    server now has other bytes: the version is dead and reads fail (EIO).
+ *    sparse chunk table says, per chunk, where the bytes are (memory, the
+ *    store) or who is fetching them. Exactly one thread fetches a chunk
+ *    (CH_FETCHING); everyone else waits on r->cond, each until its own
+ *    read's deadline. That is the single flight.
+ *  - a downloaded chunk is READY in memory at once; the store queue writes
+ *    it beside the downloads. Later reads of a stored chunk go from the
+ *    store straight into the reader's buffer, each block checked.
+ *  - memory: every chunk buffer counts (budget.c). Read-ahead is admitted
+ *    within the cap; each sequential stream gets a fair share of it (at
+ *    least two chunks ahead), and memory is trimmed to what the current
+ *    streams need: chunks read to their end first, then least recently
+ *    used, never a chunk the store queue is still writing.
  *  - read-ahead: per handle, sequential reads grow a window of chunks that
- *    workers fetch in parallel; random reads fetch only what they touch.
- * Locks: r->lock guards every rfile, the job queue, the URL map and memory
- * accounting; it is released around network I/O and store reads. Lock
- * order: r->lock, then the store's lock. Never calls into fs.
+ *    workers (started as needed, up to `workers`) fetch in parallel;
+ *    random reads fetch only what they touch.
  */
 #include "config.h"
 
@@ -26,119 +25,25 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "base/log.h"
-#include "base/qxh.h"
 #include "cache/content.h"
-#include "graph/graph.h"
-#include "graph/item.h"
+#include "fs/reader_impl.h"
+#include "fs/store_queue.h"
+#include "fs/url_cache.h"
 
-#define URL_BUCKETS	 1024
-#define URL_MAX		 65536
-#define URL_TTL		 (50 * 60.0) /* SharePoint's URLs live about 1 h */
-#define MAX_ATTEMPTS	 100 /* a bound on the loop; read_timeout rules */
-#define POOL_MAX	 1
-#define MAX_URL_REFRESH	 3
-#define FAILED_HOLD	 2.0 /* seconds a failed chunk answers its error */
-#define MAX_IDLE_RFILES	 1024
-#define CHUNK_DONE_ERROR (-ECANCELED) /* sink: "have what I need" */
-
-enum chunk_state {
-	CH_UNKNOWN,  /* maybe in the store, maybe not */
-	CH_STORED,   /* in the store (unless evicted since) */
-	CH_QUEUED,   /* not stored; waiting for a read-ahead worker */
-	CH_FETCHING, /* one thread is downloading it */
-	CH_READY,    /* in memory (and in the store when `stored`) */
-	CH_FAILED,   /* the last fetch failed with err, at failed_at */
-};
-
-struct chunk {
-	unsigned char state;
-	int err;
-	double failed_at;
-	char *data; /* CH_READY */
-	size_t len;
-	size_t cap;	     /* of data: r->chunk when it came from the pool */
-	bool stored;	     /* CH_READY: the store has it too */
-	uint64_t used;	     /* LRU stamp of memory chunks; 0 once consumed */
-	unsigned char *fold; /* CONTENT_FOLD_LEN bytes once fetched */
-};
-
-struct rfile {
-	struct rfile *next;
-	char *item_id, *version, *qxh;
-	uint64_t size;
-	bool size_confirmed;
-	bool size_changed;
-	uint64_t nchunks;
-	struct chunk *chunks;
-	unsigned opens, jobs;
-	int dead;   /* -ESTALE once the server has other bytes */
-	int verify; /* 0 pending, 1 verified, 2 mismatch accepted */
-	int mismatches;
-	char *url;
-	double url_at;
-	bool url_suspect; /* 401/403 seen: ask Graph (checks the version) */
-	char *etag;	  /* of the first response that had one */
-	uint64_t idle_since;
-};
-
-struct job {
-	struct rfile *f;
-	uint64_t idx;
-	bool prefetch;	/* wanted before any open: not dropped when unopened */
-	uint64_t bytes; /* counted in r->jobs_bytes until done */
-	struct job *next;
-};
-
-struct url_entry {
-	struct url_entry *next;
-	char *item_id, *url;
-	double at;
-};
-
-struct reader {
-	struct graph *g;
-	struct content *store;
-	char *drive_id;
-	uint64_t chunk, small, ra_chunks, mem_budget;
-	unsigned nworkers;
-	double read_timeout; /* seconds a chunk may take, retries included */
-
-	pthread_mutex_t lock;
-	pthread_cond_t cond;	 /* chunk states changed */
-	pthread_cond_t job_cond; /* jobs queued, or stop */
-	pthread_cond_t jan_cond; /* the janitor has work, or stop */
-	struct rfile *files;
-	size_t nidle;
-	struct job *jq_head, *jq_tail;
-	struct url_entry *urls[URL_BUCKETS];
-	size_t nurls;
-	uint64_t mem_bytes, clock, idle_clock;
-	bool stop, evict_wanted, store_warned;
-	pthread_t *workers;
-	unsigned nstarted;
-	pthread_t janitor;
-	bool janitor_running;
-
-	/* Chunk-sized buffers kept for reuse: a fresh MiB-sized malloc is an
-	 * mmap whose every page faults and is zeroed on first touch. */
-	pthread_mutex_t pool_lock;
-	char *pool[POOL_MAX];
-	unsigned npool;
-	uint64_t jobs_bytes; /* expected bytes of queued and running jobs */
-
-	atomic_uint_fast64_t downloads, download_bytes, download_retries,
-	    url_refreshes, cache_hits, cache_misses, chunks_stored,
-	    readahead_chunks, hash_verified, hash_mismatches, size_corrections,
-	    store_errors, prefetched_files;
-};
+#define FAILED_HOLD	   2.0 /* seconds a failed chunk answers its error */
+#define STORE_QUEUE_CHUNKS 2   /* chunks the store queue holds at most */
+#define UNSTORED_MAX	   (8u << 20) /* read bytes kept waiting for room there */
+#define FILE_STREAMS	   4 /* parallel downloads of one file at most */
+#define MAX_IDLE_RFILES	   1024
+/* Far beyond SharePoint's largest file (250 GB). A larger size is the
+ * service's mistake. */
+#define MAX_FILE_SIZE (1ULL << 45)
 
 struct reader_handle {
 	struct reader *r;
@@ -146,9 +51,10 @@ struct reader_handle {
 	uint64_t next_off; /* where a sequential reader reads next */
 	uint64_t window;   /* read-ahead chunks; 0 = random access */
 	uint64_t ahead;	   /* chunks below this were considered already */
+	bool streaming;	   /* counted in r->streams */
 };
 
-static double now_s(void)
+double reader_now(void)
 {
 	struct timespec ts;
 
@@ -156,53 +62,13 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void sleep_s(double s)
-{
-	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-/* A chunk-sized buffer (r->chunk bytes), from the pool when it has one. */
-static char *buf_get(struct reader *r)
-{
-	char *p = NULL;
-
-	pthread_mutex_lock(&r->pool_lock);
-	if (r->npool)
-		p = r->pool[--r->npool];
-	pthread_mutex_unlock(&r->pool_lock);
-	if (!p)
-		p = malloc(r->chunk ? r->chunk : 1);
-	return p;
-}
-
-static void buf_put(struct reader *r, char *p, size_t cap)
-{
-	if (p && cap == r->chunk) {
-		pthread_mutex_lock(&r->pool_lock);
-		if (r->npool < POOL_MAX) {
-			r->pool[r->npool++] = p;
-			p = NULL;
-		}
-		pthread_mutex_unlock(&r->pool_lock);
-	}
-	free(p);
-}
-
-/* Far beyond SharePoint's largest file (250 GB). A larger size is the
- * service's mistake; its chunk table alone would not fit in memory. */
-#define MAX_FILE_SIZE (1ULL << 45)
-
 static uint64_t nchunks_for(const struct reader *r, uint64_t size)
 {
 	/* An empty file still has chunk 0: fetching it tells the size. */
 	return size ? (size + r->chunk - 1) / r->chunk : 1;
 }
 
-/* Bytes chunk idx holds at the version's current size. */
-static uint64_t chunk_len(const struct reader *r, const struct rfile *f,
+uint64_t reader_chunk_len(const struct reader *r, const struct rfile *f,
 			  uint64_t idx)
 {
 	uint64_t start = idx * r->chunk;
@@ -212,323 +78,247 @@ static uint64_t chunk_len(const struct reader *r, const struct rfile *f,
 	return f->size - start < r->chunk ? f->size - start : r->chunk;
 }
 
-static uint64_t hash_bucket(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
+/* ---- memory ------------------------------------------------------------- */
 
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h % URL_BUCKETS;
+/* Chunks each sequential stream may have ahead of it. */
+static uint64_t share_locked(const struct reader *r)
+{
+	uint64_t total = r->mem_cap / r->chunk;
+	uint64_t each = total / (r->streams ? r->streams : 1);
+
+	each = each > 1 ? each - 1 : 0; /* the chunk being read */
+	if (each > r->ra_chunks)
+		each = r->ra_chunks;
+	return each < 2 ? 2 : each;
 }
 
-/* ---- memory chunks ------------------------------------------------------ */
-
-static void chunk_forget_data(struct reader *r, struct chunk *c)
+static void chunk_forget_mem(struct reader *r, struct chunk *c)
 {
-	if (c->data) {
-		r->mem_bytes -= c->len;
-		buf_put(r, c->data, c->cap);
-		c->data = NULL;
+	if (c->buf) {
+		chunk_buf_unref(c->buf);
+		c->buf = NULL;
 	}
-	c->len = 0;
+	mem_lru_remove(&r->mem, &c->lru);
+	mem_lru_remove(&r->unstored, &c->pend);
 }
 
-/* Keeps memory chunks within limit bytes, consumed and then least recently
- * used first. A chunk dropped here is fetched again if someone reads it
- * (cache=off). */
-static void trim_memory_to_locked(struct reader *r, uint64_t limit)
+/* A READY chunk goes to the store queue, or waits for room there. */
+static void store_or_wait_locked(struct reader *r, struct rfile *f,
+				 struct chunk *c)
 {
-	while (r->mem_bytes > limit) {
-		struct chunk *victim = NULL;
-		for (struct rfile *f = r->files; f; f = f->next)
-			for (uint64_t i = 0; i < f->nchunks; i++) {
-				struct chunk *c = &f->chunks[i];
-				if (c->state == CH_READY &&
-				    (!victim || c->used < victim->used))
-					victim = c;
-			}
-		if (!victim)
+	if (!r->sq || c->stored || c->storing)
+		return;
+	if (!mem_lru_linked(&c->pend) &&
+	    store_queue_push(r->sq, f->item_id, f->version, c->idx, c->buf)) {
+		c->storing = true;
+		return;
+	}
+	if (!mem_lru_linked(&c->pend))
+		mem_lru_touch(&r->unstored, &c->pend, 0);
+}
+
+/* The store queue has room again: the waiting chunks go, oldest first. */
+static void feed_store_locked(struct reader *r)
+{
+	struct mem_node *n;
+
+	while ((n = mem_lru_first(&r->unstored))) {
+		struct chunk *c = container_of(n, struct chunk, pend);
+		if (!store_queue_push(r->sq, c->f->item_id, c->f->version,
+				      c->idx, c->buf))
 			return;
-		chunk_forget_data(r, victim);
-		victim->state = victim->stored ? CH_STORED : CH_UNKNOWN;
+		mem_lru_remove(&r->unstored, &c->pend);
+		c->storing = true;
 	}
 }
 
-static void trim_memory_locked(struct reader *r)
+/* Forgets a READY chunk's bytes unless the store still needs them (it
+ * writes them, or waits for room to); with anyway, waiting ones go too. */
+static bool trim_one_locked(struct reader *r, struct chunk *c, bool anyway)
 {
-	trim_memory_to_locked(r, r->mem_budget);
+	if (c->storing || (mem_lru_linked(&c->pend) && !anyway))
+		return false;
+	chunk_forget_mem(r, c);
+	c->state = c->stored ? CH_STORED : CH_UNKNOWN;
+	return true;
 }
 
-/* Frees the memory chunks that readers have read to their end. */
-static void drop_consumed_locked(struct reader *r)
+/* Memory goes in this order: chunks read to their end beyond a few kept
+ * for stragglers (the kernel's parallel requests arrive a little out of
+ * order), then, over the cap, least recently used ones. Chunks the store
+ * queue still writes stay (they cost nothing extra and are readable from
+ * here until stored). Chunks waiting for room in the queue stay while
+ * readers need them, and a few more once read: a store that cannot keep up
+ * loses chunks (stored later, if read again), never a reader's time. */
+static void trim_locked(struct reader *r)
 {
-	for (struct rfile *f = r->files; f; f = f->next)
-		for (uint64_t i = 0; i < f->nchunks; i++) {
-			struct chunk *c = &f->chunks[i];
-			if (c->state == CH_READY && c->used == 0) {
-				chunk_forget_data(r, c);
-				c->state = c->stored ? CH_STORED : CH_UNKNOWN;
-			}
+	size_t keep = r->streams ? r->streams : 1;
+	uint64_t waiting = 0;
+	struct mem_node *n = mem_lru_first(&r->mem);
+
+	while (n && n->in_done && r->mem.ndone > keep) {
+		struct mem_node *next = mem_lru_next(&r->mem, n);
+		struct chunk *c = container_of(n, struct chunk, lru);
+		bool wait = mem_lru_linked(&c->pend) &&
+			    (waiting += c->buf->cap) <= UNSTORED_MAX;
+		if (!wait && trim_one_locked(r, c, true) && r->sq &&
+		    c->state != CH_STORED)
+			atomic_fetch_add(&r->store_lost, 1);
+		n = next;
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		n = mem_lru_first(&r->mem);
+		while (n && budget_used(r->budget) > r->mem_cap) {
+			struct mem_node *next = mem_lru_next(&r->mem, n);
+			struct chunk *c = container_of(n, struct chunk, lru);
+			bool waiting_c = mem_lru_linked(&c->pend);
+			if (trim_one_locked(r, c, pass == 1) && waiting_c)
+				atomic_fetch_add(&r->store_lost, 1);
+			n = next;
 		}
+	}
 }
 
 /* ---- rfiles ---------------------------------------------------------------
  */
 
-static void rfile_free(struct reader *r, struct rfile *f)
+static size_t rbucket(const char *item_id)
 {
-	for (uint64_t i = 0; f->chunks && i < f->nchunks; i++) {
-		chunk_forget_data(r, &f->chunks[i]);
-		free(f->chunks[i].fold);
-	}
-	free(f->chunks);
-	free(f->item_id);
-	free(f->version);
-	free(f->qxh);
-	free(f->url);
-	free(f->etag);
-	free(f);
-}
+	uint64_t h = 1469598103934665603ull;
 
-/* New size: the chunk table follows. Only before the size is confirmed,
- * when nobody but the confirming fetch touches chunks beyond 0. */
-static int rfile_resize_locked(struct reader *r, struct rfile *f, uint64_t size)
-{
-	uint64_t n = nchunks_for(r, size);
-
-	if (size > MAX_FILE_SIZE)
-		return -EFBIG;
-	if (n != f->nchunks) {
-		for (uint64_t i = n; i < f->nchunks; i++) {
-			chunk_forget_data(r, &f->chunks[i]);
-			free(f->chunks[i].fold);
-		}
-		struct chunk *c = realloc(f->chunks, n * sizeof(*c));
-		if (!c)
-			return -ENOMEM;
-		for (uint64_t i = f->nchunks; i < n; i++)
-			memset(&c[i], 0, sizeof(c[i]));
-		f->chunks = c;
-		f->nchunks = n;
-	}
-	f->size = size;
-	return 0;
+	for (const char *s = item_id; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return (size_t)(h % RFILE_BUCKETS);
 }
 
 static struct rfile *rfile_find_locked(struct reader *r, const char *item_id,
 				       const char *version)
 {
-	for (struct rfile *f = r->files; f; f = f->next)
+	for (struct rfile *f = r->files[rbucket(item_id)]; f; f = f->next)
 		if (strcmp(f->item_id, item_id) == 0 &&
-		    strcmp(f->version, version) == 0)
+		    strcmp(f->version, version) == 0 && !f->dead)
 			return f;
 	return NULL;
 }
 
-/* Frees the longest idle rfiles beyond MAX_IDLE_RFILES. */
-static void reap_idle_locked(struct reader *r)
+/* For chunk_map: a chunk going away (already out of the memory LRU). */
+static void drop_chunk_cb(struct chunk *c)
 {
-	while (r->nidle > MAX_IDLE_RFILES) {
-		struct rfile **victim = NULL;
-		for (struct rfile **pp = &r->files; *pp; pp = &(*pp)->next)
-			if (!(*pp)->opens && !(*pp)->jobs &&
-			    (!victim ||
-			     (*pp)->idle_since < (*victim)->idle_since))
-				victim = pp;
-		if (!victim)
-			return;
-		struct rfile *f = *victim;
-		*victim = f->next;
-		rfile_free(r, f);
-		r->nidle--;
+	chunk_buf_unref(c->buf);
+	c->buf = NULL;
+}
+
+static void rfile_free_locked(struct reader *r, struct rfile *f)
+{
+	for (struct rfile **pp = &r->files[rbucket(f->item_id)]; *pp;
+	     pp = &(*pp)->next)
+		if (*pp == f) {
+			*pp = f->next;
+			break;
+		}
+	mem_lru_remove(&r->idle, &f->idle);
+	/* The memory lists must not point into freed chunks. */
+	for (size_t i = 0; i < f->chunks.cap; i++) {
+		struct chunk *c = f->chunks.slots[i];
+		if (c) {
+			mem_lru_remove(&r->mem, &c->lru);
+			mem_lru_remove(&r->unstored, &c->pend);
+		}
+	}
+	chunk_map_release(&f->chunks, drop_chunk_cb);
+	free(f->item_id);
+	free(f->version);
+	free(f->qxh);
+	free(f->name);
+	free(f->url);
+	free(f->etag);
+	free(f);
+}
+
+/* f is used again (an open or a job). */
+static void rfile_busy_locked(struct reader *r, struct rfile *f)
+{
+	mem_lru_remove(&r->idle, &f->idle);
+}
+
+/* f may have become unused: it joins the idle list, whose oldest go past
+ * MAX_IDLE_RFILES; a dead version goes at once. */
+static void rfile_maybe_idle_locked(struct reader *r, struct rfile *f)
+{
+	if (f->opens || f->jobs)
+		return;
+	if (f->dead) {
+		rfile_free_locked(r, f);
+		return;
+	}
+	mem_lru_touch(&r->idle, &f->idle, 0);
+	while (r->idle.n > MAX_IDLE_RFILES) {
+		struct mem_node *n = mem_lru_first(&r->idle);
+		rfile_free_locked(r, container_of(n, struct rfile, idle));
 	}
 }
 
-static void rfile_unref_job_locked(struct reader *r, struct rfile *f)
+void reader_store_file_row_locked(struct reader *r, struct rfile *f)
 {
-	f->jobs--;
-	if (!f->opens && !f->jobs) {
-		f->idle_since = ++r->idle_clock;
-		r->nidle++;
-		reap_idle_locked(r);
-	}
-}
-
-static void store_file_row(struct reader *r, struct rfile *f)
-{
-	if (!r->store)
+	if (!r->sq)
 		return;
 	struct content_file row = {.size = f->size,
 				   .verified = f->verify == 1,
 				   .mismatches = f->mismatches};
-	content_file_set(r->store, f->item_id, f->version, &row);
+	store_queue_file_row(r->sq, f->item_id, f->version, &row);
 }
 
-/* ---- download URLs ------------------------------------------------------ */
-
-void reader_note_url(struct reader *r, const char *item_id, const char *url)
-{
-	if (!url || !item_id)
-		return;
-	pthread_mutex_lock(&r->lock);
-	uint64_t b = hash_bucket(item_id);
-	struct url_entry *e = r->urls[b];
-	while (e && strcmp(e->item_id, item_id) != 0)
-		e = e->next;
-	if (!e) {
-		if (r->nurls >= URL_MAX)
-			goto out; /* a fetch asks Graph instead */
-		e = calloc(1, sizeof(*e));
-		if (!e || !(e->item_id = strdup(item_id))) {
-			free(e);
-			goto out;
-		}
-		e->next = r->urls[b];
-		r->urls[b] = e;
-		r->nurls++;
-	}
-	char *copy = strdup(url);
-	if (copy) {
-		free(e->url);
-		e->url = copy;
-		e->at = now_s();
-	}
-out:
-	pthread_mutex_unlock(&r->lock);
-}
-
-static void url_drop_locked(struct reader *r, const char *item_id)
-{
-	for (struct url_entry **pp = &r->urls[hash_bucket(item_id)]; *pp;
-	     pp = &(*pp)->next) {
-		if (strcmp((*pp)->item_id, item_id) == 0) {
-			struct url_entry *e = *pp;
-			*pp = e->next;
-			free(e->item_id);
-			free(e->url);
-			free(e);
-			r->nurls--;
-			return;
-		}
-	}
-}
-
-/* Asks Graph for the item: checks it is still the version being read and
- * takes its download URL (or the /content redirect when it has none). */
-static int url_from_graph(struct reader *r, struct rfile *f, bool check,
-			  char **url)
-{
-	struct graph_item gi;
-	int err;
-
-	atomic_fetch_add(&r->url_refreshes, 1);
-	if (!check)
-		return graph_content_location(r->g, r->drive_id, f->item_id,
-					      url);
-	err = graph_item_get(r->g, r->drive_id, f->item_id, &gi);
-	if (err)
-		return err;
-	if ((!gi.ctag || strcmp(gi.ctag, f->version) != 0) &&
-	    (!gi.etag || strcmp(gi.etag, f->version) != 0)) {
-		log_warn("item %s changed on the server while open: reads of "
-			 "the old version fail until it is opened again",
-			 f->item_id);
-		err = -ESTALE;
-	} else if (gi.download_url) {
-		*url = gi.download_url;
-		gi.download_url = NULL;
-	} else {
-		err =
-		    graph_content_location(r->g, r->drive_id, f->item_id, url);
-	}
-	graph_item_release(&gi);
-	return err;
-}
-
-/* A usable download URL for f (malloc'd). */
-static int current_url(struct reader *r, struct rfile *f, char **url)
-{
-	double now = now_s();
-	bool suspect;
-
-	*url = NULL;
-	pthread_mutex_lock(&r->lock);
-	suspect = f->url_suspect;
-	if (!suspect && f->url && now - f->url_at < URL_TTL) {
-		*url = strdup(f->url);
-	} else if (!suspect) {
-		struct url_entry *e = r->urls[hash_bucket(f->item_id)];
-		while (e && strcmp(e->item_id, f->item_id) != 0)
-			e = e->next;
-		if (e && e->url && now - e->at < URL_TTL &&
-		    (*url = strdup(e->url))) {
-			free(f->url);
-			f->url = strdup(e->url);
-			f->url_at = e->at;
-		}
-	}
-	pthread_mutex_unlock(&r->lock);
-	if (*url)
-		return 0;
-
-	char *fresh = NULL;
-	int err = url_from_graph(r, f, suspect, &fresh);
-	pthread_mutex_lock(&r->lock);
-	if (!err) {
-		free(f->url);
-		f->url = strdup(fresh);
-		f->url_at = now_s();
-		f->url_suspect = false;
-		url_drop_locked(r, f->item_id);
-	} else if (err == -ESTALE) {
-		f->dead = -ESTALE;
-	}
-	pthread_mutex_unlock(&r->lock);
-	*url = fresh;
-	return err;
-}
-
-/* ---- fetching one chunk ----------------------------------------------------
- */
-
-struct stream {
+struct drop_ctx {
 	struct reader *r;
 	struct rfile *f;
-	uint64_t idx;
-	uint64_t cstart, cend; /* the chunk's span; cend may move once */
-	char *buf;
-	uint64_t pos;  /* absolute offset of the next byte we need */
-	uint64_t skip; /* bytes of this response before pos (a 200) */
-	struct qxh h;  /* the chunk's fold, from cstart */
-	struct http_response *resp;
-	bool checked;
-	bool stopped; /* the sink had all it needed and cut the body */
-	int err;      /* why the sink stopped, besides CHUNK_DONE_ERROR */
 };
 
-/* The server says the version has total bytes: confirm, correct or
- * declare the version dead. */
-static int size_seen_locked(struct stream *s, uint64_t total)
+static void forget_chunk(struct chunk *c, void *ctx)
 {
-	struct reader *r = s->r;
-	struct rfile *f = s->f;
+	struct drop_ctx *d = ctx;
 
-	if (!f->size_confirmed) {
-		if (total != f->size) {
-			log_info("item %s: the server has %llu bytes where "
-				 "the listing said %llu; using the served "
-				 "size",
-				 f->item_id, (unsigned long long)total,
-				 (unsigned long long)f->size);
-			int err = rfile_resize_locked(r, f, total);
-			if (err)
-				return err;
-			f->size_changed = true;
-			atomic_fetch_add(&r->size_corrections, 1);
-		}
-		f->size_confirmed = true;
-		store_file_row(r, f);
-	} else if (total != f->size) {
+	if (c->state == CH_READY || c->state == CH_STORED) {
+		chunk_forget_mem(d->r, c);
+		c->state = CH_UNKNOWN;
+	}
+	c->stored = false;
+	c->storing = false;
+	c->has_fold = false;
+}
+
+void reader_drop_version_locked(struct reader *r, struct rfile *f,
+				bool keep_row)
+{
+	struct drop_ctx d = {r, f};
+
+	chunk_map_each(&f->chunks, forget_chunk, &d);
+	f->nfolds = 0;
+	if (r->sq)
+		store_queue_drop_version(r->sq, f->item_id, f->version,
+					 keep_row);
+}
+
+struct past_end {
+	struct reader *r;
+	struct rfile *f;
+};
+
+/* Chunks past a new end leave memory; folds below it are counted again. */
+static void past_end(struct chunk *c, void *ctx)
+{
+	struct past_end *p = ctx;
+
+	if (c->idx >= p->f->nchunks)
+		chunk_forget_mem(p->r, c);
+	else if (c->has_fold)
+		p->f->nfolds++;
+}
+
+int reader_size_seen_locked(struct reader *r, struct rfile *f, uint64_t total)
+{
+	if (f->size_confirmed) {
+		if (total == f->size)
+			return 0;
 		log_warn("item %s changed on the server while open (%llu "
 			 "bytes, was %llu): reads fail until it is opened "
 			 "again",
@@ -537,427 +327,234 @@ static int size_seen_locked(struct stream *s, uint64_t total)
 		f->dead = -ESTALE;
 		return -ESTALE;
 	}
-	uint64_t end = s->cstart + r->chunk;
-	s->cend = end < f->size ? end : f->size;
-	if (s->cend < s->cstart)
-		s->cend = s->cstart;
+	if (total > MAX_FILE_SIZE) {
+		log_warn("item %s: the server claims %llu bytes; refusing it",
+			 f->item_id, (unsigned long long)total);
+		return -EFBIG;
+	}
+	if (total != f->size) {
+		log_info("item %s: the server has %llu bytes where the listing "
+			 "said %llu; using the served size",
+			 f->item_id, (unsigned long long)total,
+			 (unsigned long long)f->size);
+		/* Only the confirming fetch (chunk 0) is running now: nobody
+		 * reads past the listed size before the size is known. */
+		struct past_end p = {r, f};
+		f->size = total;
+		f->nchunks = nchunks_for(r, total);
+		f->nfolds = 0;
+		chunk_map_each(&f->chunks, past_end, &p);
+		chunk_map_truncate(&f->chunks, f->nchunks, drop_chunk_cb);
+		f->size_changed = true;
+		atomic_fetch_add(&r->size_corrections, 1);
+	}
+	f->size_confirmed = true;
+	reader_store_file_row_locked(r, f);
 	return 0;
 }
 
-/* First bytes (or end) of a 200/206: is this the range and version we
- * asked for? */
-static int check_response(struct stream *s)
+struct scan_ctx {
+	struct reader *r;
+	struct rfile *f;
+	int err;
+};
+
+static int scan_chunk(void *ctx, uint64_t idx, uint64_t len,
+		      const unsigned char fold[CONTENT_FOLD_LEN])
 {
-	struct http_response *resp = s->resp;
-	long long first = 0, total = -1;
-	int err = 0;
+	struct scan_ctx *s = ctx;
+	struct rfile *f = s->f;
 
-	s->checked = true;
-	if (resp->status == 206) {
-		if (graph_download_range(resp, &first, &total) != 0 ||
-		    first != (long long)s->pos) {
-			log_warn("item %s: unexpected Content-Range in a "
-				 "ranged download; retrying",
-				 s->f->item_id);
-			return -EIO;
-		}
-		s->skip = 0;
-	} else {
-		/* A 200 where a range was asked: the whole file comes;
-		 * skip to where we are. */
-		s->skip = s->pos;
-		total = resp->content_length;
-	}
-	pthread_mutex_lock(&s->r->lock);
-	if (s->f->dead)
-		err = s->f->dead;
-	if (!err && resp->etag) {
-		if (!s->f->etag)
-			s->f->etag = strdup(resp->etag);
-		else if (strcmp(s->f->etag, resp->etag) != 0) {
-			log_warn("item %s changed on the server while open "
-				 "(new ETag): reads fail until it is opened "
-				 "again",
-				 s->f->item_id);
-			s->f->dead = err = -ESTALE;
-		}
-	}
-	if (!err && total >= 0)
-		err = size_seen_locked(s, (uint64_t)total);
-	pthread_mutex_unlock(&s->r->lock);
-	return err;
-}
-
-static int stream_body(void *ctx, const char *data, size_t len)
-{
-	struct stream *s = ctx;
-
-	atomic_fetch_add(&s->r->download_bytes, len);
-	if (!s->checked && (s->err = check_response(s)) != 0)
-		return s->err;
-	while (len > 0) {
-		if (s->skip) {
-			size_t d = len < s->skip ? len : (size_t)s->skip;
-			s->skip -= d;
-			data += d;
-			len -= d;
-			continue;
-		}
-		if (s->pos >= s->cend) {
-			s->stopped = true;
-			return CHUNK_DONE_ERROR;
-		}
-		size_t n = len;
-		if (n > s->cend - s->pos)
-			n = (size_t)(s->cend - s->pos);
-		memcpy(s->buf + (s->pos - s->cstart), data, n);
-		qxh_update(&s->h, data, n);
-		s->pos += n;
-		data += n;
-		len -= n;
-	}
+	if (idx >= f->nchunks ||
+	    (f->size_confirmed && len != reader_chunk_len(s->r, f, idx)))
+		return 0; /* another size's: read as missing */
+	struct chunk *c = chunk_map_add(&f->chunks, idx);
+	if (!c)
+		return -ENOMEM;
+	c->f = f;
+	c->state = CH_STORED;
+	memcpy(c->fold, fold, CONTENT_FOLD_LEN);
+	if (!c->has_fold)
+		f->nfolds++;
+	c->has_fold = true;
 	return 0;
 }
 
-/* Verifies a version once every chunk has its fold. Called after a chunk
- * was delivered. */
-static void verify_locked(struct reader *r, struct rfile *f)
+static struct rfile *rfile_new_locked(struct reader *r,
+				      const struct reader_file *in, int *err)
 {
-	unsigned char fold[CONTENT_FOLD_LEN];
-	bool all_mem = true;
+	struct rfile *f = calloc(1, sizeof(*f));
 
-	if (f->verify != 0 || f->dead)
-		return;
-	if (!f->qxh) {
-		f->verify = 1; /* nothing to check against */
-		return;
-	}
-	for (uint64_t i = 0; i < f->nchunks; i++) {
-		const struct chunk *c = &f->chunks[i];
-		if (!c->fold) {
-			all_mem = false;
-			if (!(r->store &&
-			      (c->state == CH_STORED ||
-			       (c->state == CH_READY && c->stored))))
-				return;
+	*err = -ENOMEM;
+	if (!f)
+		return NULL;
+	chunk_map_init(&f->chunks);
+	f->item_id = strdup(in->item_id);
+	f->version = strdup(in->version);
+	f->qxh = in->quickxorhash ? strdup(in->quickxorhash) : NULL;
+	f->name = in->name ? strdup(in->name) : NULL;
+	f->lenient = in->lenient_hash;
+	f->size = in->size;
+	if (!f->item_id || !f->version || (in->quickxorhash && !f->qxh))
+		goto fail;
+	f->next = r->files[rbucket(f->item_id)];
+	r->files[rbucket(f->item_id)] = f;
+	if (r->store) {
+		struct content_file row;
+		if (content_file_get(r->store, f->item_id, f->version, &row) ==
+		    0) {
+			f->size = row.size;
+			f->size_confirmed = true;
+			f->mismatches = row.mismatches;
+			f->verify = row.verified			? 1
+				    : f->lenient && row.mismatches >= 2 ? 2
+									: 0;
+		} else {
+			/* A new version: older ones are of no more use,
+			 * unless a reader still has one open. */
+			bool old_open = false;
+			for (struct rfile *o = r->files[rbucket(f->item_id)]; o;
+			     o = o->next)
+				if (o != f &&
+				    strcmp(o->item_id, f->item_id) == 0 &&
+				    (o->opens || o->jobs))
+					old_open = true;
+			if (!old_open && r->sq)
+				store_queue_drop_item(r->sq, f->item_id,
+						      f->version);
 		}
 	}
-	struct qxh h;
-	qxh_init(&h);
-	if (all_mem) {
-		for (uint64_t i = 0; i < f->nchunks; i++)
-			qxh_merge(&h, f->chunks[i].fold);
-	} else {
-		if (content_fold(r->store, f->item_id, f->version, f->nchunks,
-				 fold) != 0)
-			return;
-		qxh_merge(&h, fold);
+	if (f->size > MAX_FILE_SIZE) {
+		*err = -EFBIG;
+		goto fail;
 	}
-	h.length = f->size;
-	char got[QXH_B64_LEN + 1];
-	qxh_final_b64(&h, got);
-	if (strcmp(got, f->qxh) == 0) {
-		f->verify = 1;
-		atomic_fetch_add(&r->hash_verified, 1);
-		store_file_row(r, f);
-		return;
-	}
-	f->mismatches++;
-	atomic_fetch_add(&r->hash_mismatches, 1);
-	if (f->mismatches == 1) {
-		log_warn("item %s: the downloaded bytes do not match "
-			 "SharePoint's quickXorHash; downloading once more",
-			 f->item_id);
-		if (r->store)
-			content_drop_version(r->store, f->item_id, f->version);
-		for (uint64_t i = 0; i < f->nchunks; i++) {
-			struct chunk *c = &f->chunks[i];
-			free(c->fold);
-			c->fold = NULL;
-			if (c->state == CH_STORED || c->state == CH_READY) {
-				chunk_forget_data(r, c);
-				c->state = CH_UNKNOWN;
-				c->stored = false;
+	f->nchunks = nchunks_for(r, f->size);
+	if (r->store) {
+		/* What the store has, with its folds: stored chunks are read
+		 * from there, and a version stored whole is checked before
+		 * its first byte is served. */
+		struct scan_ctx s = {r, f, 0};
+		if (content_scan(r->store, f->item_id, f->version, scan_chunk,
+				 &s) == -ENOMEM)
+			goto fail;
+		if (f->verify == 0 && f->size_confirmed &&
+		    f->nfolds == f->nchunks) {
+			verify_locked(r, f);
+			if (f->dead == -EIO) {
+				/* Not served yet: download instead. */
+				log_info("item %s: its cached bytes are "
+					 "downloaded again",
+					 f->item_id);
+				f->dead = 0;
 			}
 		}
-	} else {
-		log_warn("item %s: the bytes differ from SharePoint's "
-			 "quickXorHash again; serving them as downloaded "
-			 "(SharePoint rewrites some Office files)",
-			 f->item_id);
-		f->verify = 2;
 	}
-	store_file_row(r, f);
+	rfile_maybe_idle_locked(r, f); /* until reader_open counts its open */
+	*err = 0;
+	return f;
+fail:
+	rfile_free_locked(r, f);
+	return NULL;
 }
 
-/* Hands a fetched chunk to the store (or memory) and wakes its readers. */
-static void deliver(struct reader *r, struct stream *s)
-{
-	struct rfile *f = s->f;
-	size_t len = (size_t)(s->pos - s->cstart);
-	int err = r->store ? content_put(r->store, f->item_id, f->version,
-					 s->idx, s->buf, len, s->h.fold)
-			   : -ENOSYS;
+/* ---- delivering --------------------------------------------------------- */
 
-	pthread_mutex_lock(&r->lock);
-	atomic_fetch_add(&r->cache_misses, 1);
-	if (s->idx >= f->nchunks) { /* the file turned out shorter */
-		buf_put(r, s->buf, r->chunk);
-		goto out;
-	}
-	struct chunk *c = &f->chunks[s->idx];
-	free(c->fold);
-	c->fold = malloc(CONTENT_FOLD_LEN);
-	if (c->fold)
-		memcpy(c->fold, s->h.fold, CONTENT_FOLD_LEN);
-	chunk_forget_data(r, c);
-	/* The bytes stay in memory too: readers are about to want them, and
-	 * reading them back from the store would cost a copy. */
-	c->stored = !err;
-	if (!err) {
-		atomic_fetch_add(&r->chunks_stored, 1);
-		r->evict_wanted = true;
-		pthread_cond_signal(&r->jan_cond);
-	} else if (r->store) {
-		atomic_fetch_add(&r->store_errors, 1);
-		if (!r->store_warned && err == -EFBIG)
-			log_warn("content cache: its cap is smaller than one "
-				 "chunk; serving from memory");
-		else if (!r->store_warned)
-			log_warn("content cache: cannot store (%s); serving "
-				 "from memory",
-				 strerror(-err));
-		r->store_warned = true;
-	}
-	c->state = CH_READY;
-	c->data = s->buf;
-	c->cap = r->chunk;
-	c->len = len;
-	c->used = ++r->clock;
-	r->mem_bytes += len;
-	verify_locked(r, f);
-	if (!f->opens && c->stored && c->state == CH_READY) {
-		/* Prefetched, or its reader left: the store has it, so memory
-		 * need not (and the budget stays free for readers). */
-		chunk_forget_data(r, c);
-		c->state = CH_STORED;
-	}
-	trim_memory_locked(r);
-out:
-	s->buf = NULL;
-	pthread_cond_broadcast(&r->cond);
-	pthread_mutex_unlock(&r->lock);
-}
-
-static void fetch_failed(struct reader *r, struct rfile *f, uint64_t idx,
+void reader_fetch_failed(struct reader *r, struct rfile *f, uint64_t idx,
 			 int err)
 {
 	pthread_mutex_lock(&r->lock);
-	if (idx < f->nchunks) {
-		struct chunk *c = &f->chunks[idx];
+	struct chunk *c =
+	    idx < f->nchunks ? chunk_map_get(&f->chunks, idx) : NULL;
+	if (c && c->state == CH_FETCHING) {
 		c->state = CH_FAILED;
 		c->err = err;
-		c->failed_at = now_s();
+		c->failed_at = reader_now();
 	}
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
 }
 
-/* Sleeps s seconds, or until the deadline (now_s() time) if sooner. */
-static void sleep_until(double s, double deadline)
+void reader_deliver(struct reader *r, struct rfile *f, uint64_t idx,
+		    struct chunk_buf *buf)
 {
-	double left = deadline - now_s();
+	unsigned char fold[CONTENT_FOLD_LEN];
+	size_t nblocks = content_folds_len(buf->len) / CONTENT_FOLD_LEN;
 
-	if (left > 0)
-		sleep_s(s < left ? s : left);
-}
-
-static double backoff(int attempt)
-{
-	double d = 0.1;
-
-	for (int i = 1; i < attempt && d < 5; i++)
-		d *= 2;
-	return d > 5 ? 5 : d;
-}
-
-/*
- * Downloads chunk idx, whose state the caller set to CH_FETCHING. On
- * return the chunk is stored, in memory, or failed, and waiters are woken.
- * 0 or -errno (-ESTALE: the version changed; -ENOENT: gone).
- */
-static int fetch_chunk(struct reader *r, struct rfile *f, uint64_t idx)
-{
-	struct stream s = {.r = r, .f = f, .idx = idx};
-	struct http_response resp;
-	int err = 0, refreshes = 0;
-	bool whole;
-
-	s.cstart = idx * r->chunk;
+	if (buf->len < buf->cap / 2) {
+		/* A small file's bytes in a chunk-sized buffer: keep only
+		 * what they need (the big one goes back to the pool). */
+		struct chunk_buf *fit = budget_buf_get(r->budget, buf->len);
+		if (fit) {
+			memcpy(fit->data, buf->data, buf->len);
+			memcpy(fit->folds, buf->folds,
+			       content_folds_len(buf->len));
+			fit->len = buf->len;
+			chunk_buf_unref(buf);
+			buf = fit;
+		}
+	}
+	memset(fold, 0, sizeof(fold));
+	for (size_t b = 0; b < nblocks; b++)
+		for (size_t i = 0; i < CONTENT_FOLD_LEN; i++)
+			fold[i] ^= buf->folds[b * CONTENT_FOLD_LEN + i];
 	pthread_mutex_lock(&r->lock);
-	/* Until the size is confirmed, ask for the whole chunk: the listing
-	 * may be short. */
-	s.cend = f->size_confirmed ? s.cstart + chunk_len(r, f, idx)
-				   : s.cstart + r->chunk;
-	whole = idx == 0 && !f->size_confirmed && f->size <= r->small;
+	atomic_fetch_add(&r->cache_misses, 1);
+	struct chunk *c =
+	    idx < f->nchunks ? chunk_map_add(&f->chunks, idx) : NULL;
+	if (!c || f->dead || c->state != CH_FETCHING) {
+		/* The file turned out shorter, or died meanwhile. */
+		if (c && c->state == CH_FETCHING)
+			c->state = CH_UNKNOWN;
+		chunk_buf_unref(buf);
+		goto out;
+	}
+	c->f = f;
+	memcpy(c->fold, fold, CONTENT_FOLD_LEN);
+	if (!c->has_fold)
+		f->nfolds++;
+	c->has_fold = true;
+	chunk_forget_mem(r, c);
+	c->state = CH_READY;
+	c->buf = buf;
+	c->stored = false;
+	c->storing = false;
+	mem_lru_touch(&r->mem, &c->lru, 0);
+	store_or_wait_locked(r, f, c);
+	verify_locked(r, f);
+	if (!f->opens && c->state == CH_READY && !r->sq) {
+		/* Its reader left, and there is no store: nobody will want
+		 * these bytes from memory. */
+		chunk_forget_mem(r, c);
+		c->state = CH_UNKNOWN;
+	}
+	trim_locked(r);
+out:
+	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
-	s.buf = buf_get(r);
-	if (!s.buf) {
-		fetch_failed(r, f, idx, -ENOMEM);
-		return -ENOMEM;
-	}
-	s.pos = s.cstart;
-	qxh_init_at(&s.h, s.cstart);
-	http_response_init(&resp);
-	double deadline = now_s() + r->read_timeout;
+}
 
-	for (int attempt = 1;; attempt++) {
-		char *url = NULL;
-		if (attempt > 1 && now_s() >= deadline) {
-			/* read_timeout: the application gets EIO rather than
-			 * waiting on a service that does not come back. */
-			log_warn("item %s: no download within read_timeout "
-				 "(%.0f s, %d attempts): %s",
-				 f->item_id, r->read_timeout, attempt - 1,
-				 err ? strerror(-err) : "service errors");
-			err = -ETIMEDOUT;
-			break;
+/* The store queue's answer for a chunk (its thread, no lock held). */
+static void stored_cb(void *ctx, const char *item_id, const char *version,
+		      uint64_t index, struct chunk_buf *buf, int stored)
+{
+	struct reader *r = ctx;
+
+	pthread_mutex_lock(&r->lock);
+	struct rfile *f = rfile_find_locked(r, item_id, version);
+	struct chunk *c = f ? chunk_map_get(&f->chunks, index) : NULL;
+	if (c && c->state == CH_READY && c->buf == buf) {
+		c->storing = false;
+		c->stored = stored;
+		if (stored && !f->opens) {
+			/* Prefetched, or its reader left: the store has it, so
+			 * memory need not. */
+			chunk_forget_mem(r, c);
+			c->state = CH_STORED;
 		}
-		if (attempt > MAX_ATTEMPTS) {
-			/* Say why: the last attempt's error or status. */
-			if (err)
-				log_warn("item %s: download failed after %d "
-					 "attempts: %s",
-					 f->item_id, MAX_ATTEMPTS,
-					 strerror(-err));
-			else
-				log_warn("item %s: download failed after %d "
-					 "attempts: HTTP %ld",
-					 f->item_id, MAX_ATTEMPTS, resp.status);
-			err = err ? err : -EIO;
-			break;
-		}
-		if (attempt > 1)
-			atomic_fetch_add(&r->download_retries, 1);
-		err = current_url(r, f, &url);
-		if (err) {
-			free(url);
-			if (err == -ESTALE || err == -ENOENT ||
-			    err == -EACCES || attempt >= MAX_ATTEMPTS)
-				break;
-			sleep_until(backoff(attempt), deadline);
-			continue;
-		}
-		uint64_t off = s.pos, len = s.cend - s.pos;
-		if (whole && s.pos == 0)
-			len = 0; /* no Range header: the whole file */
-		s.resp = &resp;
-		s.checked = false;
-		s.stopped = false;
-		s.err = 0;
-		s.skip = 0;
-		atomic_fetch_add(&r->downloads, 1);
-		err =
-		    graph_download(r->g, url, off, len, stream_body, &s, &resp);
-		free(url);
-		if (err == CHUNK_DONE_ERROR)
-			err = 0;
-		if (!err && !s.checked &&
-		    (resp.status == 200 || resp.status == 206))
-			err = check_response(&s); /* an empty body */
-		if (err == -ESTALE || s.err == -ESTALE) {
-			err = -ESTALE;
-			break;
-		}
-		if (!err && resp.status == 200 && resp.content_length < 0 &&
-		    s.skip == 0 && !s.stopped) {
-			/* A whole body without a length ended: that is the
-			 * file's end. */
-			pthread_mutex_lock(&r->lock);
-			err = size_seen_locked(&s, s.pos);
-			pthread_mutex_unlock(&r->lock);
-			if (err)
-				break;
-		}
-		if (!err && (resp.status == 200 || resp.status == 206)) {
-			if (s.pos >= s.cend)
-				break; /* done */
-			/* A short body without a transport error: resume. */
-			log_debug("item %s: short download, resuming at %llu",
-				  f->item_id, (unsigned long long)s.pos);
-			continue;
-		}
-		if (!err && resp.status == 416) {
-			long long first, total;
-			if (graph_download_range(&resp, &first, &total) == 0 &&
-			    total >= 0) {
-				pthread_mutex_lock(&r->lock);
-				err = size_seen_locked(&s, (uint64_t)total);
-				pthread_mutex_unlock(&r->lock);
-				if (!err && s.pos >= s.cend)
-					break; /* past the end: empty */
-			}
-			err = err ? err : -EIO;
-			break;
-		}
-		if (!err && (resp.status == 401 || resp.status == 403 ||
-			     resp.status == 410)) {
-			/* The URL expired or was revoked: ask Graph again
-			 * (which also tells whether the version moved on). */
-			if (++refreshes > MAX_URL_REFRESH) {
-				log_warn("item %s: download refused (HTTP %ld) "
-					 "with fresh URLs too",
-					 f->item_id, resp.status);
-				err = -EACCES;
-				break;
-			}
-			log_debug("item %s: download URL refused (HTTP %ld); "
-				  "getting a fresh one",
-				  f->item_id, resp.status);
-			pthread_mutex_lock(&r->lock);
-			f->url_suspect = true;
-			pthread_mutex_unlock(&r->lock);
-			attempt--;
-			continue;
-		}
-		if (!err && resp.status == 404) {
-			log_warn("item %s: the file no longer exists on the "
-				 "server",
-				 f->item_id);
-			err = -ENOENT;
-			break;
-		}
-		if (!err && (resp.status == 429 || resp.status == 503))
-			continue; /* graph_download closed the gate */
-		if (!err && resp.status >= 500) {
-			err = -EIO;
-			sleep_until(backoff(attempt), deadline);
-			continue;
-		}
-		if (!err) {
-			log_warn("item %s: download answered HTTP %ld",
-				 f->item_id, resp.status);
-			err = -EIO;
-			break;
-		}
-		if (http_error_is_transient(err) || err == -EPROTO) {
-			log_debug("item %s: download interrupted (%s); "
-				  "resuming at %llu",
-				  f->item_id, resp.error,
-				  (unsigned long long)s.pos);
-			sleep_until(backoff(attempt) / 2, deadline);
-			continue;
-		}
-		break;
+		trim_locked(r);
 	}
-	http_response_release(&resp);
-	if (!err) {
-		deliver(r, &s);
-		return 0;
-	}
-	buf_put(r, s.buf, r->chunk);
-	fetch_failed(r, f, idx, err);
-	return err;
+	feed_store_locked(r);
+	pthread_mutex_unlock(&r->lock);
 }
 
 /* ---- reading --------------------------------------------------------------
@@ -975,74 +572,26 @@ static int reader_errno(int err)
 	return -EIO;
 }
 
-/* Loads a stored chunk into memory whole (one pass over its blob) so a
- * sequential reader's next pieces are memory copies. r->lock held; 0 when
- * the chunk is READY now, -ENOENT when the store does not have it. */
-static int load_chunk_locked(struct reader *r, struct rfile *f, uint64_t idx,
-			     uint64_t clen)
+/* Waits for a state change until deadline; -ETIMEDOUT past it. */
+static int wait_locked(struct reader *r, double deadline)
 {
-	/* Small files' chunks get a buffer their size, the rest the pool's. */
-	size_t cap = clen > r->chunk / 2 ? r->chunk : (clen ? clen : 1);
-	char *buf = cap == r->chunk ? buf_get(r) : malloc(cap);
-	size_t m = 0;
+	double left = deadline - reader_now();
 
-	if (!buf)
-		return -ENOMEM;
-	pthread_mutex_unlock(&r->lock);
-	int e = content_read(r->store, f->item_id, f->version, idx, 0, buf,
-			     clen, &m);
-	pthread_mutex_lock(&r->lock);
-	if (!e && m != clen)
-		e = -ENOENT; /* shorter than the version says: not this one */
-	if (e || idx >= f->nchunks) {
-		buf_put(r, buf, cap);
-		return e ? e : -ENOENT;
-	}
-	struct chunk *c = &f->chunks[idx];
-	if (c->state != CH_STORED && c->state != CH_UNKNOWN) {
-		buf_put(r, buf, cap); /* someone else acted meanwhile */
-		return 0;
-	}
-	c->state = CH_READY;
-	c->stored = true;
-	c->data = buf;
-	c->cap = cap;
-	c->len = clen;
-	c->used = ++r->clock;
-	r->mem_bytes += clen;
-	atomic_fetch_add(&r->cache_hits, 1);
-	trim_memory_locked(r);
-	return 0;
-}
-
-/* A random reader's piece straight from the store, without loading the
- * whole chunk. r->lock held; 0, or -ENOENT when the store cannot give all
- * of it. */
-static int piece_from_store_locked(struct reader *r, struct rfile *f,
-				   uint64_t idx, uint64_t in, char *dst,
-				   size_t want, size_t *got)
-{
-	size_t m = 0;
-
-	pthread_mutex_unlock(&r->lock);
-	int e = content_read(r->store, f->item_id, f->version, idx, in, dst,
-			     want, &m);
-	pthread_mutex_lock(&r->lock);
-	if (e)
-		return e;
-	if (m != want)
-		return -ENOENT;
-	atomic_fetch_add(&r->cache_hits, 1);
-	if (idx < f->nchunks && f->chunks[idx].state == CH_UNKNOWN)
-		f->chunks[idx].state = CH_STORED;
-	*got = m;
+	if (left <= 0)
+		return -ETIMEDOUT;
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	double ns = (double)until.tv_nsec + (left - (double)(time_t)left) * 1e9;
+	until.tv_sec += (time_t)left + (time_t)(ns / 1e9);
+	until.tv_nsec = (long)(ns - (double)(long)(ns / 1e9) * 1e9);
+	pthread_cond_timedwait(&r->cond, &r->lock, &until);
 	return 0;
 }
 
 /* Copies up to n bytes at offset in of chunk idx into dst; *got receives
  * the count. r->lock held on entry and exit. */
 static int chunk_bytes_locked(struct reader *r, struct rfile *f, uint64_t idx,
-			      uint64_t in, char *dst, size_t n, bool whole,
+			      uint64_t in, char *dst, size_t n, double deadline,
 			      size_t *got)
 {
 	*got = 0;
@@ -1051,66 +600,68 @@ static int chunk_bytes_locked(struct reader *r, struct rfile *f, uint64_t idx,
 			return f->dead;
 		if (idx >= f->nchunks)
 			return 0;
-		struct chunk *c = &f->chunks[idx];
-		uint64_t clen = chunk_len(r, f, idx);
+		uint64_t clen = reader_chunk_len(r, f, idx);
 		if (in >= clen)
 			return 0;
 		size_t want = n < clen - in ? n : (size_t)(clen - in);
+		struct chunk *c = chunk_map_add(&f->chunks, idx);
+		if (!c)
+			return -ENOMEM;
+		c->f = f;
 
 		switch (c->state) {
 		case CH_READY:
-			if (c->len < clen) { /* cannot happen; never serve it */
-				chunk_forget_data(r, c);
+			if (c->buf->len < in + want) {
+				/* cannot happen; never serve it */
+				chunk_forget_mem(r, c);
 				c->state = CH_UNKNOWN;
 				continue;
 			}
-			memcpy(dst, c->data + in, want);
-			/* Read to its end: a sequential reader is done with it,
-			 * so it goes first when memory is short. */
-			c->used = in + want == clen ? 0 : ++r->clock;
+			memcpy(dst, c->buf->data + in, want);
+			/* Read to its end: a sequential reader is done with
+			 * it, so it goes first when memory is short (and a
+			 * straggling piece read after the end does not bring
+			 * it back). */
+			mem_lru_touch(&r->mem, &c->lru,
+				      in + want == clen || c->lru.in_done);
 			*got = want;
 			return 0;
 		case CH_FETCHING:
-			pthread_cond_wait(&r->cond, &r->lock);
+			if (wait_locked(r, deadline) != 0)
+				return -ETIMEDOUT;
 			continue;
 		case CH_FAILED:
-			if (now_s() - c->failed_at < FAILED_HOLD)
+			if (reader_now() - c->failed_at < FAILED_HOLD)
 				return c->err;
 			c->state = CH_UNKNOWN;
 			continue;
-		case CH_STORED:
-		case CH_UNKNOWN:
-			if (r->store) {
-				int e;
-				if (whole) {
-					e = load_chunk_locked(r, f, idx, clen);
-					if (!e)
-						continue;
-				} else {
-					e = piece_from_store_locked(
-					    r, f, idx, in, dst, want, got);
-					if (!e)
-						return 0;
-				}
-				if (e != -ENOENT)
-					log_warn("content cache: reading item "
-						 "%s: %s; downloading instead",
-						 f->item_id, strerror(-e));
-				/* Evicted, short or unreadable: fetch, unless
-				 * someone else acted meanwhile. */
-				if (idx >= f->nchunks)
-					continue;
-				c = &f->chunks[idx];
-				if (c->state != CH_STORED &&
-				    c->state != CH_UNKNOWN)
-					continue;
+		case CH_STORED: {
+			pthread_mutex_unlock(&r->lock);
+			int e = content_read(r->store, f->item_id, f->version,
+					     idx, (size_t)in, dst, want);
+			pthread_mutex_lock(&r->lock);
+			if (!e) {
+				atomic_fetch_add(&r->cache_hits, 1);
+				*got = want;
+				return 0;
 			}
-			/* fall through */
+			if (e != -ENOENT && e != -EUCLEAN)
+				log_debug("content cache: reading item %s: "
+					  "%s; downloading instead",
+					  f->item_id, strerror(-e));
+			/* Evicted, damaged or unreadable: fetch, unless
+			 * someone else acted meanwhile. */
+			if (c->state == CH_STORED)
+				c->state = CH_UNKNOWN;
+			continue;
+		}
+		case CH_UNKNOWN:
 		case CH_QUEUED:
 		default: {
+			/* Queued for a worker: this reader takes it over. */
 			c->state = CH_FETCHING;
 			pthread_mutex_unlock(&r->lock);
-			int e = fetch_chunk(r, f, idx);
+			int e = fetch_chunk(r, f, idx, deadline);
 			pthread_mutex_lock(&r->lock);
 			if (e)
 				return e;
@@ -1120,27 +671,28 @@ static int chunk_bytes_locked(struct reader *r, struct rfile *f, uint64_t idx,
 	}
 }
 
-/* What a job for chunk idx will bring in: its length at the size known
- * now (a page at least). */
-static uint64_t job_bytes(const struct reader *r, const struct rfile *f,
-			  uint64_t idx)
-{
-	uint64_t n = chunk_len(r, f, idx);
+/* ---- read-ahead and workers ---------------------------------------------- */
 
-	return n < 4096 ? 4096 : n;
+static void *worker_main(void *arg);
+
+/* What a job will bring in: a fetch takes a whole chunk buffer. */
+static uint64_t job_bytes(const struct reader *r)
+{
+	return r->chunk;
 }
 
-/* Memory in use or promised stays within the budget: read-ahead and
- * prefetch wait for readers to catch up instead. */
+/* Memory in use or promised stays within the cap: read-ahead and prefetch
+ * wait for readers to catch up instead. */
 static bool room_for_job_locked(struct reader *r, uint64_t need)
 {
-	if (r->mem_bytes + r->jobs_bytes + need > r->mem_budget)
-		drop_consumed_locked(r); /* never unread read-ahead */
-	return r->mem_bytes + r->jobs_bytes + need <= r->mem_budget;
+	if (budget_used(r->budget) + r->jobs_bytes + need > r->mem_cap)
+		trim_locked(r);
+	return budget_used(r->budget) + r->jobs_bytes + need <= r->mem_cap;
 }
 
-/* Queues chunk idx of f (UNKNOWN or FAILED) for a worker. */
-static bool queue_job_locked(struct reader *r, struct rfile *f, uint64_t idx,
+/* Queues chunk idx of f (UNKNOWN or FAILED) for a worker, starting one
+ * when none waits. */
+static bool queue_job_locked(struct reader *r, struct rfile *f, struct chunk *c,
 			     bool prefetch)
 {
 	struct job *j = malloc(sizeof(*j));
@@ -1148,22 +700,35 @@ static bool queue_job_locked(struct reader *r, struct rfile *f, uint64_t idx,
 	if (!j)
 		return false;
 	j->f = f;
-	j->idx = idx;
+	j->idx = c->idx;
 	j->prefetch = prefetch;
-	j->bytes = job_bytes(r, f, idx);
+	j->bytes = job_bytes(r);
 	j->next = NULL;
 	if (r->jq_tail)
 		r->jq_tail->next = j;
 	else
 		r->jq_head = j;
 	r->jq_tail = j;
-	if (!f->opens && !f->jobs)
-		r->nidle--; /* busy now: not reaped */
+	rfile_busy_locked(r, f);
 	f->jobs++;
 	r->jobs_bytes += j->bytes;
-	f->chunks[idx].state = CH_QUEUED;
+	c->state = CH_QUEUED;
+	if (!r->nwaiting && r->workers && r->nstarted < r->max_workers &&
+	    pthread_create(&r->workers[r->nstarted], NULL, worker_main, r) == 0)
+		r->nstarted++;
 	pthread_cond_signal(&r->job_cond);
 	return true;
+}
+
+static void stream_locked(struct reader_handle *h, bool on)
+{
+	if (h->streaming == on)
+		return;
+	h->streaming = on;
+	if (on)
+		h->r->streams++;
+	else
+		h->r->streams--;
 }
 
 /* Sequential readers get the next chunks queued for the workers. */
@@ -1183,11 +748,15 @@ static void read_ahead_locked(struct reader_handle *h, uint64_t off,
 		h->window = h->window ? h->window * 2 : 1;
 	else
 		h->window = 0;
+	stream_locked(h, h->window > 0);
+	uint64_t share = share_locked(r);
+	if (h->window > share)
+		h->window = share;
 	if (h->window > r->ra_chunks)
 		h->window = r->ra_chunks;
 	if (!sequential || off + size > h->next_off)
 		h->next_off = off + size;
-	if (!h->window || !r->nstarted || f->dead)
+	if (!h->window || !r->workers || !r->max_workers || f->dead)
 		return;
 	uint64_t last = (off + size - 1) / r->chunk;
 	uint64_t from = last + 1 > h->ahead ? last + 1 : h->ahead;
@@ -1195,20 +764,22 @@ static void read_ahead_locked(struct reader_handle *h, uint64_t off,
 	if (to >= f->nchunks)
 		to = f->nchunks - 1;
 	for (uint64_t i = from; i <= to && i < f->nchunks; i++) {
-		struct chunk *c = &f->chunks[i];
-		if (c->state != CH_UNKNOWN && c->state != CH_FAILED)
-			continue;
-		if (!room_for_job_locked(r, job_bytes(r, f, i))) {
+		struct chunk *c = chunk_map_add(&f->chunks, i);
+		if (!c) {
 			to = i - 1;
 			break;
 		}
-		if (r->store &&
-		    content_has(r->store, f->item_id, f->version, i)) {
-			c->state = CH_STORED;
-			continue;
-		}
-		if (!queue_job_locked(r, f, i, false))
+		c->f = f;
+		if (c->state != CH_UNKNOWN && c->state != CH_FAILED)
+			continue; /* in memory, stored, or on its way */
+		/* More parallel ranges of one file stop paying off (measured)
+		 * and starve the store's thread of CPU. */
+		if (f->jobs >= FILE_STREAMS ||
+		    !room_for_job_locked(r, job_bytes(r)) ||
+		    !queue_job_locked(r, f, c, false)) {
+			to = i - 1;
 			break;
+		}
 		atomic_fetch_add(&r->readahead_chunks, 1);
 	}
 	if (to + 1 > h->ahead)
@@ -1220,6 +791,7 @@ ssize_t reader_read(struct reader_handle *h, char *buf, size_t size,
 {
 	struct reader *r = h->r;
 	struct rfile *f = h->f;
+	double deadline = reader_now() + r->read_timeout;
 	size_t done = 0;
 	int err = 0;
 
@@ -1238,14 +810,17 @@ ssize_t reader_read(struct reader_handle *h, char *buf, size_t size,
 		size_t n = size - done, got = 0;
 		if (n > r->chunk - in)
 			n = (size_t)(r->chunk - in);
-		/* Sequential pieces: load the chunk whole once. Random ones:
-		 * read just the piece. */
-		bool whole = in == 0 || h->window > 0 || at == h->next_off;
-		err = chunk_bytes_locked(r, f, idx, in, buf + done, n, whole,
+		err = chunk_bytes_locked(r, f, idx, in, buf + done, n, deadline,
 					 &got);
 		if (err || !got)
 			break;
 		done += got;
+	}
+	if (err == -ETIMEDOUT) {
+		atomic_fetch_add(&r->timeouts, 1);
+		log_warn("item %s: no bytes at %llu within read_timeout "
+			 "(%.0f s)",
+			 f->item_id, (unsigned long long)off, r->read_timeout);
 	}
 	if (!err && done)
 		read_ahead_locked(h, off, done);
@@ -1256,17 +831,18 @@ out:
 	return err ? reader_errno(err) : (ssize_t)done;
 }
 
-/* ---- workers and janitor ------------------------------------------------ */
-
 static void *worker_main(void *arg)
 {
 	struct reader *r = arg;
 
+	pthread_setname_np(pthread_self(), "spfs-fetch");
 	pthread_mutex_lock(&r->lock);
 	while (!r->stop) {
 		struct job *j = r->jq_head;
 		if (!j) {
+			r->nwaiting++;
 			pthread_cond_wait(&r->job_cond, &r->lock);
+			r->nwaiting--;
 			continue;
 		}
 		r->jq_head = j->next;
@@ -1276,51 +852,20 @@ static void *worker_main(void *arg)
 		uint64_t idx = j->idx, bytes = j->bytes;
 		bool prefetch = j->prefetch;
 		free(j);
-		if (idx >= f->nchunks || f->chunks[idx].state != CH_QUEUED) {
-			r->jobs_bytes -= bytes;
-			rfile_unref_job_locked(r, f);
-			continue;
+		struct chunk *c = chunk_map_get(&f->chunks, idx);
+		bool wanted = c && c->state == CH_QUEUED && !f->dead &&
+			      (f->opens || prefetch);
+		if (c && c->state == CH_QUEUED && !wanted)
+			c->state = CH_UNKNOWN; /* its reader has gone */
+		if (wanted) {
+			c->state = CH_FETCHING;
+			pthread_mutex_unlock(&r->lock);
+			fetch_chunk(r, f, idx, reader_now() + r->read_timeout);
+			pthread_mutex_lock(&r->lock);
 		}
-		if ((!f->opens && !prefetch) || f->dead) {
-			/* Read-ahead whose reader has gone: nobody waits. */
-			f->chunks[idx].state = CH_UNKNOWN;
-			r->jobs_bytes -= bytes;
-			rfile_unref_job_locked(r, f);
-			continue;
-		}
-		f->chunks[idx].state = CH_FETCHING;
-		pthread_mutex_unlock(&r->lock);
-		fetch_chunk(r, f, idx);
-		pthread_mutex_lock(&r->lock);
 		r->jobs_bytes -= bytes;
-		rfile_unref_job_locked(r, f);
-	}
-	pthread_mutex_unlock(&r->lock);
-	return NULL;
-}
-
-static void *janitor_main(void *arg)
-{
-	struct reader *r = arg;
-
-	pthread_mutex_lock(&r->lock);
-	while (!r->stop) {
-		if (!r->evict_wanted) {
-			struct timespec until;
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_sec += 10;
-			pthread_cond_timedwait(&r->jan_cond, &r->lock, &until);
-			continue;
-		}
-		r->evict_wanted = false;
-		pthread_mutex_unlock(&r->lock);
-		long n = content_evict(r->store);
-		if (n < 0)
-			log_warn("content cache: eviction failed: %s",
-				 strerror((int)-n));
-		else if (n > 0)
-			log_debug("content cache: evicted %ld chunks", n);
-		pthread_mutex_lock(&r->lock);
+		f->jobs--;
+		rfile_maybe_idle_locked(r, f);
 	}
 	pthread_mutex_unlock(&r->lock);
 	return NULL;
@@ -1328,24 +873,18 @@ static void *janitor_main(void *arg)
 
 int reader_start(struct reader *r)
 {
-	int rc = 0;
-
 	if (r->workers)
 		return 0;
-	r->workers = calloc(r->nworkers, sizeof(*r->workers));
-	if (!r->workers)
-		return -ENOMEM;
-	for (unsigned i = 0; i < r->nworkers && r->ra_chunks; i++) {
-		rc = pthread_create(&r->workers[i], NULL, worker_main, r);
-		if (rc)
-			break;
-		r->nstarted++;
+	if (r->sq) {
+		int err = store_queue_start(r->sq);
+		if (err)
+			return err;
 	}
-	if (!rc && r->store) {
-		rc = pthread_create(&r->janitor, NULL, janitor_main, r);
-		r->janitor_running = rc == 0;
-	}
-	return -rc;
+	pthread_mutex_lock(&r->lock);
+	r->workers =
+	    calloc(r->max_workers ? r->max_workers : 1, sizeof(*r->workers));
+	pthread_mutex_unlock(&r->lock);
+	return r->workers ? 0 : -ENOMEM;
 }
 
 /* ---- lifecycle ------------------------------------------------------------
@@ -1357,9 +896,9 @@ struct reader *reader_new(struct graph *g, struct content *store,
 {
 	struct reader *r = calloc(1, sizeof(*r));
 
+	*err = -ENOMEM;
 	if (!r || !(r->drive_id = strdup(drive_id))) {
 		free(r);
-		*err = -ENOMEM;
 		return NULL;
 	}
 	r->g = g;
@@ -1367,22 +906,45 @@ struct reader *reader_new(struct graph *g, struct content *store,
 	r->chunk = cfg->chunk_size ? cfg->chunk_size : 4u << 20;
 	r->small = cfg->small_file < r->chunk ? cfg->small_file : r->chunk;
 	r->ra_chunks = (cfg->readahead + r->chunk - 1) / r->chunk;
-	r->nworkers = cfg->workers ? cfg->workers : 4;
+	r->max_workers = cfg->workers ? cfg->workers : 16;
+	if (!r->ra_chunks)
+		r->max_workers = 0;
 	r->read_timeout = cfg->read_timeout > 0 ? cfg->read_timeout : 60;
-	/* Chunks kept in memory: what read-ahead keeps ahead of a reader plus
-	 * what workers deliver, within a fixed bound (RSS must not follow the
-	 * file size). */
-	r->mem_budget = (r->ra_chunks + r->nworkers + 2) * r->chunk;
-	uint64_t cap = 3 * r->chunk > (24u << 20) ? 3 * r->chunk : 24u << 20;
-	if (r->mem_budget > cap)
-		r->mem_budget = cap;
+	/* Eight sequential readers with two chunks ahead and one being read
+	 * each, within a fixed bound: RSS must not follow the file size or
+	 * the number of open files. */
+	r->mem_cap = cfg->memory ? cfg->memory : 24 * r->chunk;
+	if (!cfg->memory && r->mem_cap > (96u << 20))
+		r->mem_cap = 96u << 20;
+	if (r->mem_cap < 3 * r->chunk)
+		r->mem_cap = 3 * r->chunk;
 	pthread_mutex_init(&r->lock, NULL);
-	pthread_mutex_init(&r->pool_lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
 	pthread_cond_init(&r->job_cond, NULL);
-	pthread_cond_init(&r->jan_cond, NULL);
+	mem_lru_init(&r->idle);
+	mem_lru_init(&r->mem);
+	mem_lru_init(&r->unstored);
+	r->budget =
+	    budget_new((size_t)r->chunk, 2);
+	r->urls = url_cache_new();
+	if (!r->budget || !r->urls)
+		goto fail;
+	if (store) {
+		struct store_queue_config qc = {
+		    .max_bytes = STORE_QUEUE_CHUNKS * r->chunk,
+		    .batch_bytes = 2 * r->chunk,
+		    .done = stored_cb,
+		    .ctx = r,
+		};
+		r->sq = store_queue_new(store, &qc);
+		if (!r->sq)
+			goto fail;
+	}
 	*err = 0;
 	return r;
+fail:
+	reader_free(r);
+	return NULL;
 }
 
 void reader_free(struct reader *r)
@@ -1392,111 +954,57 @@ void reader_free(struct reader *r)
 	pthread_mutex_lock(&r->lock);
 	r->stop = true;
 	pthread_cond_broadcast(&r->job_cond);
-	pthread_cond_broadcast(&r->jan_cond);
 	pthread_mutex_unlock(&r->lock);
 	for (unsigned i = 0; i < r->nstarted; i++)
 		pthread_join(r->workers[i], NULL);
-	if (r->janitor_running)
-		pthread_join(r->janitor, NULL);
 	free(r->workers);
+	/* Writes what is queued; its answers still find the files. */
+	store_queue_free(r->sq);
 	while (r->jq_head) {
 		struct job *j = r->jq_head;
 		r->jq_head = j->next;
 		free(j);
 	}
-	while (r->files) {
-		struct rfile *f = r->files;
-		r->files = f->next;
-		rfile_free(r, f);
-	}
-	for (size_t b = 0; b < URL_BUCKETS; b++)
-		while (r->urls[b]) {
-			struct url_entry *e = r->urls[b];
-			r->urls[b] = e->next;
-			free(e->item_id);
-			free(e->url);
-			free(e);
-		}
+	for (size_t b = 0; b < RFILE_BUCKETS; b++)
+		while (r->files[b])
+			rfile_free_locked(r, r->files[b]);
+	url_cache_free(r->urls);
+	budget_free(r->budget);
 	pthread_mutex_destroy(&r->lock);
-	for (unsigned i = 0; i < r->npool; i++)
-		free(r->pool[i]);
-	pthread_mutex_destroy(&r->pool_lock);
 	pthread_cond_destroy(&r->cond);
 	pthread_cond_destroy(&r->job_cond);
-	pthread_cond_destroy(&r->jan_cond);
 	free(r->drive_id);
 	free(r);
 }
 
-static struct rfile *rfile_new_locked(struct reader *r,
-				      const struct reader_file *in)
+void reader_note_url(struct reader *r, const char *item_id, const char *url)
 {
-	struct rfile *f = calloc(1, sizeof(*f));
-
-	if (!f)
-		return NULL;
-	f->item_id = strdup(in->item_id);
-	f->version = strdup(in->version);
-	f->qxh = in->quickxorhash ? strdup(in->quickxorhash) : NULL;
-	f->size = in->size;
-	if (!f->item_id || !f->version || (in->quickxorhash && !f->qxh))
-		goto fail;
-	if (r->store) {
-		struct content_file row;
-		if (content_file_get(r->store, f->item_id, f->version, &row) ==
-		    0) {
-			f->size = row.size;
-			f->size_confirmed = true;
-			f->mismatches = row.mismatches;
-			f->verify = row.verified	  ? 1
-				    : row.mismatches >= 2 ? 2
-							  : 0;
-		} else {
-			/* A new version: older ones are of no more use. */
-			bool old_open = false;
-			for (struct rfile *o = r->files; o; o = o->next)
-				if (strcmp(o->item_id, f->item_id) == 0 &&
-				    (o->opens || o->jobs))
-					old_open = true;
-			if (!old_open)
-				content_drop_item(r->store, f->item_id,
-						  f->version);
-		}
-	}
-	if (f->size > MAX_FILE_SIZE)
-		goto fail;
-	f->nchunks = nchunks_for(r, f->size);
-	f->chunks = calloc(f->nchunks, sizeof(*f->chunks));
-	if (!f->chunks)
-		goto fail;
-	f->next = r->files;
-	r->files = f;
-	f->idle_since = ++r->idle_clock;
-	r->nidle++; /* until reader_open counts its open */
-	return f;
-fail:
-	rfile_free(r, f);
-	return NULL;
+	url_cache_note(r->urls, item_id, url);
 }
 
 /* Fetches chunk 0 of a version whose size is not known yet: its response
  * carries the size (and the first read wants those bytes anyway). */
-static int confirm_size_locked(struct reader *r, struct rfile *f)
+static int confirm_size_locked(struct reader *r, struct rfile *f,
+			       double deadline)
 {
 	while (!f->size_confirmed) {
-		struct chunk *c = &f->chunks[0];
+		struct chunk *c = chunk_map_add(&f->chunks, 0);
+		if (!c)
+			return -ENOMEM;
+		c->f = f;
 		if (f->dead)
 			return f->dead;
 		if (c->state == CH_FETCHING) {
-			pthread_cond_wait(&r->cond, &r->lock);
+			if (wait_locked(r, deadline) != 0)
+				return -ETIMEDOUT;
 			continue;
 		}
 		if (c->state == CH_FAILED &&
-		    now_s() - c->failed_at < FAILED_HOLD)
+		    reader_now() - c->failed_at < FAILED_HOLD)
 			return c->err;
 		c->state = CH_FETCHING;
 		pthread_mutex_unlock(&r->lock);
-		int err = fetch_chunk(r, f, 0);
+		int err = fetch_chunk(r, f, 0, deadline);
 		pthread_mutex_lock(&r->lock);
 		if (err)
 			return err;
@@ -1504,7 +1012,7 @@ static int confirm_size_locked(struct reader *r, struct rfile *f)
 			/* No length in the answer: what came is the size
 			 * (fetch_chunk saw the body end). */
 			f->size_confirmed = true;
-			store_file_row(r, f);
+			reader_store_file_row_locked(r, f);
 		}
 	}
 	return 0;
@@ -1523,35 +1031,25 @@ int reader_open(struct reader *r, const struct reader_file *in,
 	pthread_mutex_lock(&r->lock);
 	struct rfile *f = rfile_find_locked(r, in->item_id, in->version);
 	/* Pages the kernel kept are this version's only if this version was
-	 * read through this mount before. */
-	res->keep_cache = f != NULL && !f->dead;
-	if (f && f->dead) {
-		/* A version the server stopped serving: start over. */
-		f = NULL;
-	}
+	 * read through this mount before (and passed its checks). */
+	res->keep_cache = f != NULL;
 	if (!f)
-		f = rfile_new_locked(r, in);
-	if (!f) {
-		err = in->size > MAX_FILE_SIZE ? -EFBIG : -ENOMEM;
+		f = rfile_new_locked(r, in, &err);
+	if (!f)
 		goto out;
-	}
-	if (!f->opens && !f->jobs)
-		r->nidle--;
+	rfile_busy_locked(r, f);
 	f->opens++;
 	h->r = r;
 	h->f = f;
 	/* The evictor leaves open files' chunks for last. */
 	if (r->store)
 		content_pin(r->store, f->item_id);
-	err = confirm_size_locked(r, f);
+	err = confirm_size_locked(r, f, reader_now() + r->read_timeout);
 	if (err) {
 		if (r->store)
 			content_unpin(r->store, f->item_id);
 		f->opens--;
-		if (!f->opens && !f->jobs) {
-			f->idle_since = ++r->idle_clock;
-			r->nidle++;
-		}
+		rfile_maybe_idle_locked(r, f);
 		goto out;
 	}
 	res->size = f->size;
@@ -1566,36 +1064,33 @@ out:
 
 int reader_prefetch(struct reader *r, const struct reader_file *files, size_t n)
 {
-	int queued = 0;
+	int queued = 0, err;
 
 	/* Only into the store: prefetched bytes must not crowd memory. */
-	if (!r->store || !r->nstarted)
+	if (!r->store || !r->workers || !r->max_workers)
 		return 0;
 	pthread_mutex_lock(&r->lock);
 	for (size_t i = 0; i < n && !r->stop; i++) {
 		const struct reader_file *in = &files[i];
-		if (in->size > r->small ||
-		    !room_for_job_locked(r, in->size < 4096 ? 4096 : in->size))
+		if (in->size > r->small || !room_for_job_locked(r, r->chunk))
 			continue;
 		struct rfile *f =
 		    rfile_find_locked(r, in->item_id, in->version);
 		if (!f)
-			f = rfile_new_locked(r, in);
+			f = rfile_new_locked(r, in, &err);
 		if (!f || f->dead || f->nchunks != 1)
 			continue;
-		struct chunk *c = &f->chunks[0];
+		struct chunk *c = chunk_map_add(&f->chunks, 0);
+		if (!c)
+			continue;
+		c->f = f;
 		if (c->state != CH_UNKNOWN)
 			continue; /* stored, in memory, queued or failed */
-		if (content_has(r->store, f->item_id, f->version, 0)) {
-			c->state = CH_STORED;
-			continue;
-		}
-		if (queue_job_locked(r, f, 0, true)) {
+		if (queue_job_locked(r, f, c, true)) {
 			atomic_fetch_add(&r->prefetched_files, 1);
 			queued++;
 		}
 	}
-	reap_idle_locked(r);
 	pthread_mutex_unlock(&r->lock);
 	return queued;
 }
@@ -1611,12 +1106,10 @@ void reader_release(struct reader_handle *h)
 	struct rfile *f = h->f;
 	if (r->store)
 		content_unpin(r->store, f->item_id);
+	stream_locked(h, false);
 	f->opens--;
-	if (!f->opens && !f->jobs) {
-		f->idle_since = ++r->idle_clock;
-		r->nidle++;
-		reap_idle_locked(r);
-	}
+	rfile_maybe_idle_locked(r, f);
+	trim_locked(r);
 	pthread_mutex_unlock(&r->lock);
 	free(h);
 }
@@ -1625,9 +1118,10 @@ void reader_forget(struct reader *r, const char *item_id, const char *keep)
 {
 	bool busy = false;
 
+	url_cache_drop(r->urls, item_id);
 	pthread_mutex_lock(&r->lock);
-	url_drop_locked(r, item_id);
-	for (struct rfile **pp = &r->files; *pp;) {
+	struct rfile **pp = &r->files[rbucket(item_id)];
+	while (*pp) {
 		struct rfile *f = *pp;
 		if (strcmp(f->item_id, item_id) != 0 ||
 		    (keep && strcmp(f->version, keep) == 0)) {
@@ -1639,17 +1133,17 @@ void reader_forget(struct reader *r, const char *item_id, const char *keep)
 			pp = &f->next;
 			continue;
 		}
-		*pp = f->next;
-		rfile_free(r, f);
-		r->nidle--;
+		rfile_free_locked(r, f); /* unlinks *pp */
 	}
-	if (!busy && r->store)
-		content_drop_item(r->store, item_id, keep);
+	if (!busy && r->sq)
+		store_queue_drop_item(r->sq, item_id, keep);
 	pthread_mutex_unlock(&r->lock);
 }
 
 void reader_get_stats(struct reader *r, struct reader_stats *out)
 {
+	struct store_queue_stats qs = {0};
+
 	memset(out, 0, sizeof(*out));
 	out->downloads = atomic_load(&r->downloads);
 	out->download_bytes = atomic_load(&r->download_bytes);
@@ -1657,16 +1151,23 @@ void reader_get_stats(struct reader *r, struct reader_stats *out)
 	out->url_refreshes = atomic_load(&r->url_refreshes);
 	out->cache_hits = atomic_load(&r->cache_hits);
 	out->cache_misses = atomic_load(&r->cache_misses);
-	out->chunks_stored = atomic_load(&r->chunks_stored);
 	out->readahead_chunks = atomic_load(&r->readahead_chunks);
 	out->prefetched_files = atomic_load(&r->prefetched_files);
 	out->hash_verified = atomic_load(&r->hash_verified);
 	out->hash_mismatches = atomic_load(&r->hash_mismatches);
 	out->size_corrections = atomic_load(&r->size_corrections);
-	out->store_errors = atomic_load(&r->store_errors);
+	out->read_timeouts = atomic_load(&r->timeouts);
+	if (r->sq)
+		store_queue_get_stats(r->sq, &qs);
+	out->chunks_stored = qs.stored;
+	out->store_errors = qs.failed;
+	out->store_skipped = atomic_load(&r->store_lost);
+	out->store_queued_bytes = qs.queued_bytes;
+	out->memory_bytes = budget_used(r->budget);
 	pthread_mutex_lock(&r->lock);
-	for (struct rfile *f = r->files; f; f = f->next)
-		out->open_files += f->opens;
-	out->memory_bytes = r->mem_bytes;
+	for (size_t b = 0; b < RFILE_BUCKETS; b++)
+		for (struct rfile *f = r->files[b]; f; f = f->next)
+			out->open_files += f->opens;
+	out->streams = r->streams;
 	pthread_mutex_unlock(&r->lock);
 }

@@ -3,11 +3,13 @@
 #define SPFS_FS_READER_H
 
 /*
- * File content: ranged downloads into the content store, read-ahead, and
+ * File content: ranged downloads, read-ahead, the content store, and
  * verification. A file version (item id + content version) is fetched in
  * chunks of chunk_size bytes with ranged GETs of its pre-authenticated
  * download URL; each chunk is fetched at most once at a time however many
- * readers want it (single flight), stored, and read back from sqlite.
+ * readers want it (single flight) and reaches its readers from memory the
+ * moment it is downloaded; the store queue writes it to the content store
+ * beside the downloads, and later reads come from there, checked.
  *
  * One version per open: a handle reads the version it opened; if the server
  * starts serving other bytes (size, ETag or item version changed), reads
@@ -34,7 +36,9 @@ struct reader_config {
 	uint64_t chunk_size; /* bytes per chunk, 0 = 4 MiB */
 	uint64_t readahead;  /* max read-ahead window in bytes; 0 = none */
 	uint64_t small_file; /* files up to this are fetched whole */
-	unsigned workers;    /* parallel read-ahead downloads, 0 = 4 */
+	unsigned workers;    /* parallel read-ahead downloads at most, 0 = 16 */
+	uint64_t memory;     /* chunk bytes in memory at most; 0 = by chunk
+				size (96 MiB at 4 MiB chunks) */
 	double read_timeout; /* seconds one chunk may take with its retries;
 				0 = 60 */
 };
@@ -56,6 +60,9 @@ struct reader_file {
 	const char *version;	  /* content version: cTag, else eTag */
 	const char *quickxorhash; /* expected, base64; NULL = unknown */
 	uint64_t size;		  /* listed size */
+	const char *name;	  /* for log lines; may be NULL */
+	int lenient_hash; /* an Office file: SharePoint rewrites these, so a
+			     repeated hash mismatch is served (see verify.c) */
 };
 
 /* Fetches small files (up to small_file) into the store ahead of their
@@ -99,9 +106,13 @@ struct reader_stats {
 	uint64_t hash_verified;
 	uint64_t hash_mismatches;
 	uint64_t size_corrections;
-	uint64_t store_errors; /* chunks kept in memory: the store failed */
+	uint64_t store_errors;	/* chunks the store could not take */
+	uint64_t store_skipped; /* not stored: the store queue was full */
+	uint64_t store_queued_bytes;
+	uint64_t read_timeouts; /* fetches that ran out of read_timeout */
 	uint64_t open_files;
 	uint64_t memory_bytes; /* chunk bytes held in memory */
+	uint64_t streams;      /* handles reading sequentially */
 };
 void reader_get_stats(struct reader *r, struct reader_stats *out);
 

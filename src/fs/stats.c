@@ -53,9 +53,13 @@ int fs_stats_json(struct fs *fs, char *out, size_t size)
 	    "\"prefetched_files\":%llu,"
 	    "\"hash_verified\":%llu,\"hash_mismatches\":%llu,"
 	    "\"size_corrections\":%llu,\"store_errors\":%llu,"
-	    "\"open_files\":%llu,\"memory_bytes\":%llu,"
+	    "\"store_skipped\":%llu,\"store_queued_bytes\":%llu,"
+	    "\"read_timeouts\":%llu,"
+	    "\"open_files\":%llu,\"memory_bytes\":%llu,\"streams\":%llu,"
 	    "\"cache_enabled\":%s,\"cache_bytes\":%llu,"
 	    "\"cache_chunks\":%llu,\"cache_cap\":%llu,"
+	    "\"cache_disk_bytes\":%llu,\"cache_resets\":%llu,"
+	    "\"cache_damaged_chunks\":%llu,"
 	    "\"evicted_chunks\":%llu,\"delta_healthy\":%s}\n",
 	    gs.requests, gs.throttles, gs.retries, gs.auth_retries,
 	    gs.throttled_seconds, gs.token_requests, gs.token_failures,
@@ -72,10 +76,16 @@ int fs_stats_json(struct fs *fs, char *out, size_t size)
 	    (unsigned long long)rs.hash_mismatches,
 	    (unsigned long long)rs.size_corrections,
 	    (unsigned long long)rs.store_errors,
+	    (unsigned long long)rs.store_skipped,
+	    (unsigned long long)rs.store_queued_bytes,
+	    (unsigned long long)rs.read_timeouts,
 	    (unsigned long long)rs.open_files,
-	    (unsigned long long)rs.memory_bytes, fs->store ? "true" : "false",
-	    (unsigned long long)cs.bytes, (unsigned long long)cs.chunks,
+	    (unsigned long long)rs.memory_bytes, (unsigned long long)rs.streams,
+	    fs->store ? "true" : "false", (unsigned long long)cs.bytes,
+	    (unsigned long long)cs.chunks,
 	    (unsigned long long)fs->cfg.cache_size,
+	    (unsigned long long)cs.disk_bytes, (unsigned long long)cs.resets,
+	    (unsigned long long)cs.damaged_chunks,
 	    (unsigned long long)cs.evicted,
 	    atomic_load(&fs->delta_healthy) ? "true" : "false");
 	if (err) {
@@ -181,6 +191,26 @@ int fs_metrics_text(struct fs *fs, struct buf *b)
 	    {"cache_store_errors_total", "counter",
 	     "Chunks the cache could not store (served from memory).",
 	     (double)rs.store_errors},
+	    {"cache_store_skipped_total", "counter",
+	     "Chunks not stored because the store queue was full.",
+	     (double)rs.store_skipped},
+	    {"cache_store_queued_bytes", "gauge",
+	     "Chunk bytes waiting for the store.",
+	     (double)rs.store_queued_bytes},
+	    {"cache_disk_bytes", "gauge",
+	     "Disk use of the cache's files for this library.",
+	     (double)cs.disk_bytes},
+	    {"cache_resets_total", "counter",
+	     "Times the content cache started empty (damaged, or unclean).",
+	     (double)cs.resets},
+	    {"cache_damaged_chunks_total", "counter",
+	     "Stored chunks that failed their check on read (dropped).",
+	     (double)cs.damaged_chunks},
+	    {"read_timeouts_total", "counter",
+	     "Reads and fetches that ran out of read_timeout.",
+	     (double)rs.read_timeouts},
+	    {"read_streams", "gauge", "Files being read sequentially.",
+	     (double)rs.streams},
 	    {"hash_verified_total", "counter",
 	     "Files whose bytes matched SharePoint's quickXorHash.",
 	     (double)rs.hash_verified},

@@ -27,6 +27,7 @@
 #include "cache/meta.h"
 #include "fs/item_map.h"
 #include "fs/reader.h"
+#include "fs/sheets_view.h"
 #include "graph/graph.h"
 #include "graph/item.h"
 
@@ -63,6 +64,12 @@ static int add_inval(struct delta_round *d, uint64_t parent, const char *name,
 		return -ENOMEM;
 	d->ninval++;
 	return 0;
+}
+
+static int add_inval_cb(void *ctx, uint64_t parent, const char *name,
+			uint64_t ino)
+{
+	return add_inval(ctx, parent, name, ino);
 }
 
 static int delta_collect(void *ctx, const struct graph_item *gi)
@@ -149,6 +156,10 @@ static int apply_one(struct delta_round *d, const struct graph_item *gi)
 	err = err ? err : add_inval(d, parent, gi->name, 0);
 	err = err ? err : add_inval(d, 0, NULL, ino);
 out:
+	/* A workbook's .sheets folder follows it (-o sheets). */
+	if (!err && fs->sheets)
+		err = sheets_view_changed(fs->sheets, have ? &old : NULL, gi,
+					  parent, add_inval_cb, d);
 	if (have)
 		meta_item_release(&old);
 	return err;

@@ -135,7 +135,7 @@ static double mono_now(void)
 }
 
 /* Every wait of this layer ends early when the process shuts down (the
- * request after it then fails with -ECANCELED at once). */
+ * request after it then fails with -ESHUTDOWN at once). */
 static void sleep_s(struct graph *g, double s)
 {
 	http_sleep(g->http, s);
@@ -429,7 +429,7 @@ int graph_get(struct graph *g, const char *path_or_url,
 			sleep_s(g, wait);
 			continue;
 		}
-		if (err && err != -ECANCELED)
+		if (err && err != -ESHUTDOWN)
 			log_msg(failure_level(g), "graph: request failed: %s",
 				resp->error);
 		break;

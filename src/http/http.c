@@ -378,7 +378,7 @@ int http_sleep(struct http *h, double seconds)
 		nanosleep(&ts, NULL);
 		seconds -= d;
 	}
-	return atomic_load(&h->aborted) ? -ECANCELED : 0;
+	return atomic_load(&h->aborted) ? -ESHUTDOWN : 0;
 }
 
 /* curl calls this about once a second, and more often while data flows. */
@@ -429,7 +429,7 @@ int http_perform(struct http *h, const struct http_request *req,
 
 	if (atomic_load(&h->aborted)) {
 		snprintf(resp->error, sizeof(resp->error), "shutting down");
-		err = -ECANCELED;
+		err = -ESHUTDOWN;
 		goto out;
 	}
 	if (!scheme_allowed(h, req)) {
@@ -531,7 +531,7 @@ int http_perform(struct http *h, const struct http_request *req,
 				 "response body larger than %zu bytes",
 				 resp->body.max);
 	} else if (rc == CURLE_ABORTED_BY_CALLBACK) {
-		err = -ECANCELED;
+		err = -ESHUTDOWN;
 		snprintf(resp->error, sizeof(resp->error), "shutting down");
 	} else if (rc != CURLE_OK) {
 		err = map_curl_error(rc);

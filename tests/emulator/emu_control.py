@@ -16,6 +16,7 @@ Endpoints (all JSON; README.md documents the bodies):
   POST   /control/outage           {"down": bool, "listeners"?}: services stop / restart
   POST   /control/federated-credentials  list | add | remove | clear | issuer-unreachable
   POST   /control/share            {"path"}: a sharing link to that item (/:f:/s/... for a folder)
+  POST   /control/clients             register an app; optional site grants (Sites.Selected)
 """
 
 import base64
@@ -251,6 +252,28 @@ class ControlApp:
             raise ValueError("op must be list, add, remove, clear or issuer-unreachable")
         return {"federated_credentials": ent.list_fics(client),
                 "unreachable_issuers": sorted(ent.unreachable_issuers)}
+
+    def post_clients(self, req, body):
+        """{"client_id", "sites"?: ["/sites/Finance", ...]}: registers an
+        app (no secret, no certificate: federated credentials are added
+        with /control/federated-credentials) and, with "sites", grants it
+        exactly those sites (Sites.Selected); "sites": null lifts the
+        restriction."""
+        client = str(body["client_id"])
+        ent = self.emu.entra
+        if client not in ent.clients:
+            ent.register_client(client)
+        if "sites" in body:
+            sites = body["sites"]
+            if sites is None:
+                self.emu.site_grants.pop(client, None)
+            else:
+                for path in sites:
+                    if not any(s.path == path for s in self.emu.sites):
+                        raise KeyError(f"no site {path}")
+                self.emu.site_grants[client] = set(sites)
+        grants = self.emu.site_grants.get(client)
+        return {"client_id": client, "sites": sorted(grants) if grants is not None else None}
 
     # ---- Graph ----
     def post_nextlink_lifetime(self, req, body):

@@ -75,7 +75,28 @@ class GraphApp:
         if claims.get("aud") not in self.emu.graph_audiences():
             self.unauthorized(req, "Invalid audience.")
             return False
+        req.claims = claims
         return True
+
+    def _site_of(self, fn, args):
+        """The site a routed request reads, or None when it names none
+        that exists (the route answers 404 itself)."""
+        if fn == self.site_by_path:
+            return self.emu.find_site(*args)
+        if fn in (self.site_by_id, self.site_drives, self.site_drive):
+            return self.emu.find_site_by_ref(args[0])
+        if fn in (self.drive, self.delta, self.item_op):
+            d = self.emu.drives.get(args[0])
+            return self.emu.find_site_by_ref(d.site_id) if d else None
+        return None
+
+    def _granted(self, req, fn, args):
+        """Sites.Selected: an app with grants reads only those sites (403
+        accessDenied elsewhere, as Graph answers); apps without grants
+        registered read every site."""
+        grants = self.emu.site_grants.get(req.claims.get("appid"))
+        site = self._site_of(fn, args)
+        return grants is None or site is None or site.path in grants
 
     def unauthorized(self, req, message):
         send_error_json(req, 401, "InvalidAuthenticationToken", message, headers={
@@ -95,6 +116,9 @@ class GraphApp:
             send_error_json(req, 400, "invalidRequest", f"Invalid request: {rest}")
             return
         if not self._authorized(req):
+            return
+        if not self._granted(req, fn, args):
+            send_error_json(req, 403, "accessDenied", "Access denied")
             return
         if req.method not in ("GET", "HEAD"):
             send_error_json(req, 405, "notAllowed", "The emulator is read-only through Graph.")
@@ -288,6 +312,10 @@ class GraphApp:
     def shared_item(self, req, share_id):
         """GET /shares/{u!base64url(link)}/driveItem: the item a sharing link
         made with /control/share points at; the link's query is ignored."""
+        if self.emu.site_grants.get(req.claims.get("appid")) is not None:
+            # An app confined to granted sites (Sites.Selected) may not
+            # resolve links: the shares API wants tenant-wide file access.
+            return send_error_json(req, 403, "accessDenied", "Access denied")
         link = None
         if share_id.startswith("u!"):
             enc = share_id[2:]

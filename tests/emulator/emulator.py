@@ -135,6 +135,7 @@ class Emulator:
         self.drives = {}
         self.sites = []
         self.shares = {}  # sharing link (without its query) -> (drive id, item id)
+        self.site_grants = {}  # client_id -> set of site paths (Sites.Selected)
         dataset_dir = self._build_sites(args)
         if self.nginx is not None:
             self.nginx.tree_dir = os.path.abspath(dataset_dir)

@@ -207,6 +207,37 @@ class TokenEndpoint(EmulatorCase):
             self.cert_assertion("PS256", "sha256", emu_crypto.b64url_encode, aud="https://elsewhere/")))
         self.assert_aadsts(r, 700027)
 
+    def test_second_app_with_site_grants(self):
+        # Another app, federated with another service account, that may
+        # read only the Ops site (Sites.Selected with one grant).
+        other = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+        r = self.emu.call("POST", "clients", {"client_id": other, "sites": ["/teams/Ops"]})
+        self.assertEqual(r["sites"], ["/teams/Ops"])
+        self.emu.call("POST", "federated-credentials", {
+            "op": "add", "client_id": other, "issuer": self.emu["oidc_issuer"],
+            "subject": "system:serviceaccount:apps:ops-reader"})
+        form = self.workload_form(self.sa_token(namespace="apps", sa="ops-reader"),
+                                  client_id=other)
+        r = self.post(self.token_url(), form)
+        self.assertEqual(r.status, 200, r.body)
+        token = r.json()["access_token"]
+        ops = self.graph("/sites/contoso.sharepoint.com:/teams/Ops", token=token)
+        self.assertEqual(ops.status, 200)
+        finance = self.graph("/sites/contoso.sharepoint.com:/sites/Finance", token=token)
+        self.assertEqual(finance.status, 403)
+        self.assertEqual(finance.json()["error"]["code"], "accessDenied")
+        self.assertEqual(self.graph(f"/drives/{self.emu['drive_id']}/root", token=token).status, 403)
+        self.assertEqual(self.graph(f"/sites/{ops.json()['id']}/drive", token=token).status, 200)
+        # The service account federated with the first app is not the other's.
+        form = self.workload_form(client_id=other)
+        self.assertEqual(self.post(self.token_url(), form).json()["error_codes"], [70021])
+        # Apps without grants still read everything; null lifts a restriction.
+        self.assertEqual(self.graph(f"/drives/{self.emu['drive_id']}/root").status, 200)
+        self.emu.call("POST", "clients", {"client_id": other, "sites": None})
+        self.assertEqual(self.graph(f"/drives/{self.emu['drive_id']}/root", token=token).status, 200)
+        with self.assertRaises(RuntimeError):
+            self.emu.call("POST", "clients", {"client_id": other, "sites": ["/sites/Nope"]})
+
     def test_imds(self):
         url = f"{self.emu['imds_url']}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://graph.microsoft.com"
         r = request(url)

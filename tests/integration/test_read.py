@@ -4,6 +4,7 @@ ranged and parallel downloads, the sqlite content cache across remounts,
 single flight, faults mid-body, honest sizes, versions that change while
 open, the cache cap and bounded memory."""
 
+import errno
 import hashlib
 import json
 import os
@@ -13,6 +14,7 @@ import sys
 import threading
 import time
 import unittest
+import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -61,7 +63,8 @@ class ReadCase(MountCase):
         self.assertEqual(sha256_file(got), sha256_file(want), got)
 
     def served(self, rel):
-        url = self.graph(f"/drives/{self.emu['drive_id']}/root:/{rel}").json()
+        url = self.graph(f"/drives/{self.emu['drive_id']}/root:/"
+                         + urllib.parse.quote(rel)).json()
         r = self.get(url["@microsoft.graph.downloadUrl"])
         self.assertEqual(r.status, 200)
         return r.body
@@ -87,19 +90,23 @@ class Bytes(ReadCase):
         self.assertGreaterEqual(s["token_requests"], 1)
         self.assertGreater(s["token_expires_at"], time.time())
         self.assertEqual(s["download_bytes"], sum(os.path.getsize(self.dataset(r)) for r in want))
+        # The store writes beside the downloads and never makes a reader
+        # wait: a chunk it could not keep up with is skipped and counted.
+        unstored = s["store_skipped"] + s["store_errors"]
         m.stop()
 
-        # Remounted on the same cache: the same bytes, no download at all.
+        # Remounted on the same cache: the same bytes, and no download but
+        # of what the store skipped (none on a machine that is not loaded).
         m = self.mount(cache="cache-cp", opts="chunk_size=1M")
         os.listdir(m.mountpoint)
         self.emu.reset()
         for rel in want:
             self.assert_same_file(os.path.join(m.mountpoint, rel), self.dataset(rel))
         c = self.emu.counters()
-        self.assertNotIn("download", c, c)
-        self.assertNotIn("content", c, c)
+        print(f"remount: {c}, {unstored} chunks were not stored", file=sys.stderr)
+        self.assertLessEqual(c.get("download", 0), unstored, c)
         self.assertNotIn("item", c, c)
-        self.assertEqual(stats(m)["downloads"], 0)
+        self.assertLessEqual(stats(m)["downloads"], unstored)
 
     def test_large_file_cat_dd_and_random_preads(self):
         m = self.mount(cache="cache-large", opts="chunk_size=1M,readahead=4M")
@@ -318,14 +325,17 @@ class ServedBytes(ReadCase):
     start_args = ["--profile", "test", "--many", "20", "--large-size", str(4 * MiB)]
 
     def test_longer_and_shorter_than_listed(self):
-        longer = self.emu.call("POST", "served-bytes", {"path": "reports/2026/q3.csv",
+        # Office files: SharePoint rewrites them, so their bytes are served
+        # whatever the listing says (after one download again).
+        longer = self.emu.call("POST", "served-bytes", {"path": "reports/summary.xlsx",
                                                          "append": 3 * MiB + 5})
         self.assertGreater(longer["served_size"], longer["listed_size"])
-        shorter = self.emu.call("POST", "served-bytes", {"path": "reports/2026/q4.csv",
+        shorter = self.emu.call("POST", "served-bytes", {"path": "finance/budget 2026.xlsx",
                                                           "text": "a,b\n1,2\n"})
         self.assertEqual(shorter["served_size"], 8)
         m = self.mount(cache="cache-served", opts="chunk_size=1M")
-        for rel, info in (("reports/2026/q3.csv", longer), ("reports/2026/q4.csv", shorter)):
+        for rel, info in (("reports/summary.xlsx", longer),
+                          ("finance/budget 2026.xlsx", shorter)):
             p = os.path.join(m.mountpoint, rel)
             self.assertEqual(os.stat(p).st_size, info["listed_size"])
             with open(p, "rb") as f:
@@ -355,6 +365,45 @@ class ServedBytes(ReadCase):
         self.assertEqual(s["hash_mismatches"], 2, s)
         self.assertEqual(len(self.emu.requests("download")), 3)  # two by spfs, one by the test
         self.assertIn("quickXorHash", m.read_log())
+
+
+    def test_hash_mismatch_of_other_files_fails_and_is_never_cached(self):
+        """Not an Office file: bytes that never match SharePoint's hash are
+        an error (EIO, a line naming the file), never cached as verified,
+        and downloaded again at the next open: once the server is mended
+        the same mount reads the right bytes."""
+        rel = "reports/2026/q3.csv"
+        with open(self.dataset(rel), "rb") as f:
+            truth = f.read()
+        self.emu.call("POST", "served-bytes", {"path": rel, "append": 1000})
+        cache = os.path.join(self.tmp, "cache-strict")
+        m = self.mount(cache="cache-strict", opts="chunk_size=1M")
+        p = os.path.join(m.mountpoint, rel)
+        for attempt in range(2):  # each open downloads again
+            self.emu.reset()
+            with self.assertRaises(OSError) as e:
+                with open(p, "rb") as f:
+                    f.read()
+            self.assertEqual(e.exception.errno, errno.EIO)
+            # The emulator logs a request once it has answered it.
+            self.assertTrue(wait_until(lambda: len(self.emu.requests("download")) >= 1, 10),
+                            attempt)
+        self.assertIn(os.path.basename(rel), m.read_log())
+        self.assertIn("quickXorHash", m.read_log())
+        s = stats(m)
+        self.assertGreaterEqual(s["hash_mismatches"], 2, s)
+        m.stop()
+        db = [os.path.join(cache, n) for n in os.listdir(cache) if n.endswith(".content.db")]
+        out = subprocess.run(["sqlite3", db[0], "SELECT COUNT(*) FROM files WHERE verified=1;"
+                              "SELECT COUNT(*) FROM chunks"], capture_output=True, text=True,
+                             check=True)
+        self.assertEqual(out.stdout.split(), ["0", "0"], "nothing of it stays cached")
+        # The server mended: the next open downloads and verifies it.
+        self.emu.call("POST", "served-bytes", {"path": rel, "text": truth.decode()})
+        m = self.mount(cache="cache-strict", opts="chunk_size=1M")
+        with open(os.path.join(m.mountpoint, rel), "rb") as f:
+            self.assertEqual(f.read(), truth)
+        self.assertGreaterEqual(stats(m)["hash_verified"], 1)
 
 
 class RemoteChanges(ReadCase):

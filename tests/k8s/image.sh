@@ -42,8 +42,12 @@ done
 if ldd "$spfs" | grep -q 'libasan\|libubsan'; then
 	closure="$closure libasan8 libubsan1 libstdc++6"
 fi
+# spfs-csi (built when gRPC is there) ships in the same image.
+csi_bin=$(dirname "$spfs")/spfs-csi
+bins=$spfs
+[ -x "$csi_bin" ] && bins="$bins $csi_bin"
 n=0
-for lib in $(ldd "$spfs" | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p'); do
+for lib in $(for b in $bins; do ldd "$b"; done | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p' | sort -u); do
 	real=$(readlink -f "$lib")
 	owner=$(dpkg -S "$real" 2>/dev/null || dpkg -S "$lib" 2>/dev/null || true)
 	owner=$(echo "$owner" | head -n1 | cut -d: -f1)
@@ -60,7 +64,7 @@ done
 	echo "not ok - ldd listed only $n libraries"
 	fail=1
 }
-[ "$fail" = 0 ] && echo "ok - the runtime stage covers the $n libraries of ldd spfs"
+[ "$fail" = 0 ] && echo "ok - the runtime stage covers the $n libraries of ldd $(for b in $bins; do basename "$b"; done | tr '\n' ' ')"
 
 # .dockerignore mirrors .gitignore: a line "/x" or "x/y" there is "x" or
 # "x/y" here, a bare name "x" is "**/x", a trailing "/" is dropped.
@@ -76,7 +80,7 @@ missing=$(sed -e '/^#/d' -e '/^$/d' "$src/.gitignore" | while read -r pat; do
 	grep -qxF -- "$neg$want" "$src/.dockerignore" || echo "$neg$want"
 done)
 if [ -n "$missing" ]; then
-	echo "not ok - .dockerignore lacks what .gitignore ignores:" $missing
+	echo "not ok - .dockerignore lacks what .gitignore ignores:" "$(echo "$missing" | tr '\n' ' ')"
 	fail=1
 elif ! grep -qx '.git' "$src/.dockerignore"; then
 	echo "not ok - .dockerignore does not keep .git out of the build context"

@@ -1,8 +1,10 @@
 #!/bin/sh
 # The Kubernetes manifests, offline: `kubectl kustomize` renders both
-# overlays, and every rendered object validates strictly (schema, no unknown
-# fields, spfs's own rules). Then the validator must catch what it is for: a
-# typo'd field, a wrong enum, a missing identity label.
+# overlays and the CSI driver with its examples, and every rendered object
+# validates strictly (schema, no unknown fields, spfs's own rules, the
+# restricted Pod Security Standard for the CSI examples' apps). Then the
+# validator must catch what it is for: a typo'd field, a wrong enum, a
+# missing identity label, a privileged app.
 set -eu
 src=${SPFS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 work=${SPFS_BUILDDIR:-.}/tests/k8s-check
@@ -48,15 +50,38 @@ for overlay in sidecar node; do
 	fi
 done
 
-# expect_invalid NAME SED-EXPRESSION [OVERLAY]: the broken rendering must be
-# refused.
+# The CSI driver (k8s/csi) and the apps that use it (k8s/csi/examples),
+# validated together: the apps' checks need the CSIDriver.
+for dir in csi csi/examples; do
+	out="$work/$(echo "$dir" | tr / -).yaml"
+	kubectl kustomize "$src/k8s/$dir" >"$out" 2>"$out.err" || {
+		cat "$out.err"
+		echo "not ok - kubectl kustomize k8s/$dir"
+		fail=1
+	}
+done
+# The built spfs-csi (when there is one) must take the manifests' arguments.
+SPFS_CSI_BIN=${SPFS_BUILDDIR:-.}/spfs-csi
+export SPFS_CSI_BIN
+if node "$work/validate.mjs" --csi "$work/csi.yaml" "$work/csi-examples.yaml"; then
+	echo "ok - the CSI driver and its examples render and validate (restricted apps)"
+else
+	echo "not ok - the CSI driver's manifests"
+	fail=1
+fi
+
+# expect_invalid NAME SED-EXPRESSION [BASE MODE]: the broken rendering of
+# BASE (default: the sidecar overlay) must be refused.
 expect_invalid() {
-	base="$work/${3:-sidecar}.yaml"
-	sed "$2" "$base" >"$work/broken-$1.yaml"
-	if cmp -s "$base" "$work/broken-$1.yaml"; then
+	base=${3:-sidecar}
+	mode=${4:---policy}
+	sed "$2" "$work/$base.yaml" >"$work/broken-$1.yaml"
+	extra=""
+	[ "$base" = csi-examples ] && extra="$work/csi.yaml"
+	if cmp -s "$work/$base.yaml" "$work/broken-$1.yaml"; then
 		echo "not ok - $1: the edit changed nothing (test is stale)"
 		fail=1
-	elif node "$work/validate.mjs" --policy "$work/broken-$1.yaml" >"$work/broken-$1.out"; then
+	elif node "$work/validate.mjs" "$mode" "$work/broken-$1.yaml" $extra >"$work/broken-$1.out"; then
 		echo "not ok - $1 was accepted"
 		fail=1
 	else
@@ -82,4 +107,14 @@ expect_invalid node-priority '/priorityClassName:/d' node
 expect_invalid node-update 's/type: OnDelete/type: RollingUpdate/' node
 expect_invalid node-qos '0,/cpu: 250m/{s/cpu: 250m/cpu: 200m/}' node
 expect_invalid node-mount-on-root 's|/var/lib/spfs/finance/library|/var/lib/spfs/finance|' node
+expect_invalid csi-republish 's/requiresRepublish: true/requiresRepublish: false/' csi --csi
+expect_invalid csi-audience 's|audience: api://AzureADTokenExchange|audience: api://other|' csi --csi
+expect_invalid csi-rollout 's/type: OnDelete/type: RollingUpdate/' csi --csi
+expect_invalid csi-propagation 's/mountPropagation: Bidirectional/mountPropagation: HostToContainer/' csi --csi
+expect_invalid csi-root-app 's/runAsNonRoot: true/runAsNonRoot: false/' csi-examples --csi
+expect_invalid csi-escalating-app 's/allowPrivilegeEscalation: false/allowPrivilegeEscalation: true/' csi-examples --csi
+expect_invalid csi-unconfined-app 's/type: RuntimeDefault/type: Unconfined/' csi-examples --csi
+expect_invalid csi-writable 's/readOnly: true/readOnly: false/' csi-examples --csi
+expect_invalid csi-flag 's/--state-dir=/--statedir=/' csi --csi
+expect_invalid csi-hostpath-app '/persistentVolumeClaim:$/,/readOnly: true$/{s|persistentVolumeClaim:|hostPath:|; s|claimName: sharepoint-finance|path: /var/lib/spfs|; /readOnly: true/d}' csi-examples --csi
 exit "$fail"

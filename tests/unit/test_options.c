@@ -108,6 +108,33 @@ static void test_flags(void **state)
 	buf_release(&msg);
 }
 
+static void test_sheets(void **state)
+{
+	char *on[] = {"spfs", "SRC", "/mnt", "-o", "sheets", NULL};
+	char *off[] = {"spfs", "SRC", "/mnt", NULL};
+	char *nocache[] = {"spfs", "SRC", "/mnt", "-o", "sheets,cache=off",
+			   NULL};
+	char *valued[] = {"spfs", "SRC", "/mnt", "-o", "sheets=yes", NULL};
+	struct options o;
+	struct buf msg;
+
+	(void)state;
+	buf_init(&msg, 1024);
+	assert_int_equal(parse(&o, &msg, 5, on), 0);
+	assert_true(o.sheets);
+	options_release(&o);
+	assert_int_equal(parse(&o, &msg, 3, off), 0);
+	assert_false(o.sheets); /* off by default */
+	options_release(&o);
+	/* The CSVs live in the content cache. */
+	assert_int_equal(parse(&o, &msg, 5, nocache), -EINVAL);
+	assert_non_null(strstr(buf_str(&msg), "cache=off"));
+	options_release(&o);
+	assert_int_equal(parse(&o, &msg, 5, valued), -EINVAL);
+	options_release(&o);
+	buf_release(&msg);
+}
+
 static void test_sizes(void **state)
 {
 	unsigned long long v;
@@ -173,6 +200,7 @@ int main(void)
 	    cmocka_unit_test(test_secret_on_command_line_refused),
 	    cmocka_unit_test(test_errors_say_what),
 	    cmocka_unit_test(test_flags),
+	    cmocka_unit_test(test_sheets),
 	    cmocka_unit_test(test_sizes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
