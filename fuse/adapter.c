@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -607,6 +608,61 @@ static void notify_inode(void *ctx, uint64_t ino)
 			  strerror(-rc));
 }
 
+/* ---- prompt shutdown
+ * ------------------------------------------------------------ */
+
+/* libfuse's own handlers end the loop on these signals; ours run them and
+ * then the abort hook, so that a worker stuck in a network wait (which the
+ * loop waits for before it returns) gives up at once. Signal state is
+ * process-wide, hence these statics; one mount per process. */
+static const int exit_signals[] = {SIGTERM, SIGINT, SIGHUP};
+static struct sigaction
+    fuse_handlers[sizeof(exit_signals) / sizeof(exit_signals[0])];
+static const struct fuse_adapter_config *signalled_cfg;
+
+static void on_exit_signal(int sig)
+{
+	int saved_errno = errno;
+
+	for (size_t i = 0; i < sizeof(exit_signals) / sizeof(exit_signals[0]);
+	     i++) {
+		if (exit_signals[i] != sig)
+			continue;
+		if (fuse_handlers[i].sa_handler != SIG_IGN &&
+		    fuse_handlers[i].sa_handler != SIG_DFL)
+			fuse_handlers[i].sa_handler(sig);
+	}
+	if (signalled_cfg && signalled_cfg->abort)
+		signalled_cfg->abort(signalled_cfg->abort_ctx);
+	errno = saved_errno;
+}
+
+static int chain_signal_handlers(const struct fuse_adapter_config *cfg)
+{
+	signalled_cfg = cfg;
+	for (size_t i = 0; i < sizeof(exit_signals) / sizeof(exit_signals[0]);
+	     i++) {
+		struct sigaction sa;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_exit_signal;
+		sigemptyset(&sa.sa_mask);
+		if (sigaction(exit_signals[i], NULL, &fuse_handlers[i]) != 0 ||
+		    sigaction(exit_signals[i], &sa, NULL) != 0)
+			return -errno;
+	}
+	return 0;
+}
+
+/* Puts libfuse's handlers back, so that fuse_remove_signal_handlers finds
+ * its own and restores the defaults. */
+static void unchain_signal_handlers(void)
+{
+	for (size_t i = 0; i < sizeof(exit_signals) / sizeof(exit_signals[0]);
+	     i++)
+		sigaction(exit_signals[i], &fuse_handlers[i], NULL);
+	signalled_cfg = NULL;
+}
+
 /* mountinfo escapes space, tab, newline and backslash as \ooo. */
 static bool mountinfo_path_is(const char *field, const char *path)
 {
@@ -693,6 +749,9 @@ int fuse_adapter_run(struct fs *fs, const struct fuse_adapter_config *cfg)
 		err = -EIO;
 		goto out_session;
 	}
+	err = chain_signal_handlers(cfg);
+	if (err)
+		goto out_signals;
 	char *real = realpath(cfg->mountpoint, NULL);
 	if (fuse_session_mount(a.se, cfg->mountpoint) != 0) {
 		free(real);
@@ -711,6 +770,10 @@ int fuse_adapter_run(struct fs *fs, const struct fuse_adapter_config *cfg)
 			      .ctx = &a};
 	fs_set_notify(fs, &n);
 	log_info("mounted %s on %s", cfg->fsname, cfg->mountpoint);
+	/* Daemonizing points stderr at /dev/null: later lines (errors that
+	 * come long after mount(8) returned) go to syslog instead. */
+	if (!cfg->foreground)
+		log_detach();
 	if (fuse_daemonize(cfg->foreground) != 0) {
 		err = -EIO;
 		goto out_unmount;
@@ -728,6 +791,10 @@ int fuse_adapter_run(struct fs *fs, const struct fuse_adapter_config *cfg)
 	err = fuse_session_loop_mt(a.se, &lc);
 	if (err > 0)
 		err = 0; /* a signal ended the loop */
+	/* Unmounted (or signalled): the delta and watchdog threads, and the
+	 * read-ahead workers, may be waiting on the network; end that. */
+	if (cfg->abort)
+		cfg->abort(cfg->abort_ctx);
 	if (cfg->stopping)
 		cfg->stopping(cfg->hook_ctx);
 	fs_stop_sync(fs);
@@ -735,6 +802,7 @@ int fuse_adapter_run(struct fs *fs, const struct fuse_adapter_config *cfg)
 out_unmount:
 	fuse_session_unmount(a.se);
 out_signals:
+	unchain_signal_handlers();
 	fuse_remove_signal_handlers(a.se);
 out_session:
 	fuse_session_destroy(a.se);

@@ -26,6 +26,12 @@ struct fuse_adapter_config {
 	void (*started)(void *ctx);
 	void (*stopping)(void *ctx);
 	void *hook_ctx;
+	/* Called as soon as the mount is going away (SIGTERM/SIGINT/SIGHUP,
+	 * or unmounted): it must end every network wait, so that nothing in
+	 * flight keeps the process alive. May run in a signal handler: only
+	 * async-signal-safe work (http_abort). Optional. */
+	void (*abort)(void *ctx);
+	void *abort_ctx;
 };
 
 /* Mounts, serves until unmounted or signalled, unmounts. Returns 0 or a

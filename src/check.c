@@ -206,6 +206,8 @@ int check_run(struct options *o, FILE *out)
 		fprintf(out, "  %-9s %s\n", "imds", o->auth.imds_url);
 	}
 	fprintf(out, "  %-9s %s\n", "graph", o->auth.graph_url);
+	fprintf(out, "  %-9s %s (%s)\n", "scope", o->auth.scope,
+		o->auth.scope_from ? o->auth.scope_from : "?");
 	if (o->auth.kind == AUTH_WORKLOAD)
 		report_sa_token(&o->auth, out);
 

@@ -117,7 +117,8 @@ static int remembered(const char *dir, const char *source, int save,
 	return *drive_id && *root_id ? 0 : -ENOMEM;
 }
 
-/* /metrics, /ready and /healthz for Prometheus and Kubernetes probes. */
+/* /metrics for Prometheus; /mounted, /ready and /healthz for the startup,
+ * readiness and liveness probes (answered from atomics: never blocking). */
 static int serve_metrics(void *ctx, const char *path, struct buf *body,
 			 const char **type)
 {
@@ -127,16 +128,32 @@ static int serve_metrics(void *ctx, const char *path, struct buf *body,
 		*type = "text/plain; version=0.0.4; charset=utf-8";
 		return fs_metrics_text(fs, body) ? 500 : 200;
 	}
+	if (strcmp(path, "/mounted") == 0) {
+		bool mounted = fs_mounted(fs);
+		buf_append_str(body, mounted ? "mounted\n" : "not mounted\n");
+		return mounted ? 200 : 503;
+	}
 	if (strcmp(path, "/ready") == 0) {
 		bool ready = fs_ready(fs);
-		buf_append_str(body, ready ? "ready\n" : "not ready\n");
+		buf_append_str(body, ready
+					 ? "ready\n"
+					 : "not ready: not mounted, or the "
+					   "library's root cannot be listed\n");
 		return ready ? 200 : 503;
 	}
 	if (strcmp(path, "/healthz") == 0) {
-		buf_append_str(body, "ok\n");
-		return 200;
+		double stuck;
+		if (fs_healthy(fs, &stuck)) {
+			buf_append_str(body, "ok\n");
+			return 200;
+		}
+		buf_appendf(body,
+			    "wedged: a metadata operation has not returned "
+			    "for %.0f s\n",
+			    stuck);
+		return 503;
 	}
-	buf_append_str(body, "spfs: /metrics, /ready, /healthz\n");
+	buf_append_str(body, "spfs: /metrics, /mounted, /ready, /healthz\n");
 	return 404;
 }
 
@@ -147,6 +164,12 @@ static void metrics_started(void *ctx)
 
 	if (err)
 		log_error("metrics: cannot start: %s", strerror(-err));
+}
+
+/* The mount is going away: end every network wait (signal-safe). */
+static void abort_network(void *ctx)
+{
+	http_abort(ctx);
 }
 
 static int run_mount(struct options *o)
@@ -178,6 +201,7 @@ static int run_mount(struct options *o)
 	err = source_parse(o->source, &src, &msg);
 	if (err) {
 		fprintf(stderr, "spfs: %s\n", buf_str(&msg));
+		buf_release(&msg);
 		return 2;
 	}
 	have_src = 1;
@@ -265,6 +289,7 @@ static int run_mount(struct options *o)
 	    .small_file = o->small_file,
 	    .read_timeout = o->read_timeout,
 	    .cache_size = o->cache_size,
+	    .liveness_timeout = o->liveness_timeout,
 	    .sheets = o->sheets,
 	    .sheets_tmp_dir = dir,
 	};
@@ -298,6 +323,8 @@ static int run_mount(struct options *o)
 	    .entry_timeout = o->entry_timeout >= 0 ? o->entry_timeout : t,
 	    .started = metrics_started,
 	    .hook_ctx = metrics,
+	    .abort = abort_network,
+	    .abort_ctx = http,
 	};
 	err = fuse_adapter_run(fs, &ac);
 out:
@@ -336,6 +363,18 @@ int main(int argc, char **argv)
 	}
 	log_set_level(o.log_level);
 	log_set_format(o.log_format);
+	if (o.log_file) {
+		/* Every line from now on, foreground or not; kept open for
+		 * the process's life (the log sink borrows it). */
+		int fd = open(o.log_file,
+			      O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			fprintf(stderr, "spfs: -o log_file=%s: %s\n",
+				o.log_file, strerror(errno));
+			goto out;
+		}
+		log_set_fd(fd);
+	}
 	if (o.help) {
 		options_usage(stdout);
 		status = 0;

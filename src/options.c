@@ -18,6 +18,7 @@ void options_init(struct options *o)
 	o->log_format = LOG_FORMAT_TEXT;
 	o->poll_interval = 30;
 	o->read_timeout = 60;
+	o->liveness_timeout = 30;
 	o->chunk_size = 4ull << 20;
 	o->readahead = 16ull << 20;
 	o->small_file = 4ull << 20;
@@ -34,6 +35,7 @@ void options_release(struct options *o)
 	free(o->cafile);
 	free(o->cache_dir);
 	free(o->metrics);
+	free(o->log_file);
 	auth_config_release(&o->auth);
 	options_init(o);
 }
@@ -63,6 +65,12 @@ void options_usage(FILE *out)
 	    "site\n"
 	    "  drive:DRIVE_ID[:/FOLDER..]                  a library by drive "
 	    "id\n"
+	    "  https://HOST/.../Forms/AllItems.aspx?id=FOLDER  the folder a "
+	    "library\n"
+	    "                                              view shows\n"
+	    "  https://HOST/:f:/r/PATH, https://HOST/:f:/s/...  a folder's "
+	    "sharing\n"
+	    "                                              link\n"
 	    "\n"
 	    "Modes:\n"
 	    "  --check [SOURCE]   obtain an access token and report the "
@@ -132,6 +140,10 @@ void options_usage(FILE *out)
 	    "https://graph.microsoft.com/v1.0;\n"
 	    "                     the token scope follows from it: sovereign "
 	    "clouds)\n"
+	    "  scope=RESOURCE/.default  the token's scope, when Graph is "
+	    "reached\n"
+	    "                     through a gateway or another host (default:\n"
+	    "                     graph_url's origin + /.default)\n"
 	    "  cafile=PATH        PEM trust store for TLS (default: the "
 	    "system's)\n"
 	    "  imds_url=URL       instance metadata endpoint (default "
@@ -144,12 +156,21 @@ void options_usage(FILE *out)
 	    "file\n"
 	    "  secret_file=PATH   file holding a client secret (developers "
 	    "only)\n"
-	    "  metrics=HOST:PORT  serve Prometheus metrics at /metrics and a\n"
-	    "                     readiness probe at /ready (200 when mounted\n"
-	    "                     with a valid token), e.g. 127.0.0.1:9464\n"
+	    "  metrics=HOST:PORT  serve Prometheus metrics at /metrics and "
+	    "the\n"
+	    "                     probes /mounted, /ready (the root lists, "
+	    "from\n"
+	    "                     the network or the cache) and /healthz,\n"
+	    "                     e.g. 127.0.0.1:9464\n"
+	    "  liveness_timeout=S /healthz fails when a metadata operation "
+	    "has\n"
+	    "                     not returned for S seconds (default 30)\n"
 	    "  log_level=error|warn|info|debug|trace   (default info)\n"
 	    "  log_format=text|json                    (default text, to "
 	    "stderr)\n"
+	    "  log_file=PATH      append log lines to PATH (default: stderr; "
+	    "once\n"
+	    "                     detached, without -f, syslog)\n"
 	    "  allow_http         accept http:// endpoints: for local tests "
 	    "only\n"
 	    "\n"
@@ -226,6 +247,7 @@ static int apply_option(struct options *o, const char *key, const char *value,
 	    {"client_id", offsetof(struct options, auth.client_id)},
 	    {"tenant_id", offsetof(struct options, auth.tenant_id)},
 	    {"graph_url", offsetof(struct options, auth.graph_url)},
+	    {"scope", offsetof(struct options, auth.scope)},
 	    {"imds_url", offsetof(struct options, auth.imds_url)},
 	    {"imds_client_id", offsetof(struct options, auth.imds_client_id)},
 	    {"cert", offsetof(struct options, auth.cert_path)},
@@ -234,6 +256,7 @@ static int apply_option(struct options *o, const char *key, const char *value,
 	    {"cafile", offsetof(struct options, cafile)},
 	    {"cache_dir", offsetof(struct options, cache_dir)},
 	    {"metrics", offsetof(struct options, metrics)},
+	    {"log_file", offsetof(struct options, log_file)},
 	    {"token_file", offsetof(struct options, auth.token_file)},
 	    {"authority_host", offsetof(struct options, auth.authority_host)},
 	};
@@ -245,6 +268,7 @@ static int apply_option(struct options *o, const char *key, const char *value,
 	    {"attr_timeout", offsetof(struct options, attr_timeout)},
 	    {"entry_timeout", offsetof(struct options, entry_timeout)},
 	    {"read_timeout", offsetof(struct options, read_timeout)},
+	    {"liveness_timeout", offsetof(struct options, liveness_timeout)},
 	};
 	/* What mount(8) and fstab pass along; spfs is read-only regardless. */
 	static const char *const ignored[] = {

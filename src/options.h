@@ -27,6 +27,7 @@ struct options {
 	char *cafile;		       /* owned; -o cafile= */
 	char *cache_dir;	       /* owned; NULL = the default */
 	char *metrics;		       /* owned; -o metrics=HOST:PORT */
+	char *log_file;		       /* owned; -o log_file=PATH */
 	double poll_interval;	       /* seconds, default 30 */
 	bool cache_off;		       /* -o cache=off: stream, store nothing */
 	bool sheets;		       /* -o sheets: workbooks as CSV folders */
@@ -35,8 +36,9 @@ struct options {
 	unsigned long long chunk_size; /* bytes, default 4 MiB */
 	unsigned long long readahead;  /* bytes, default 16 MiB */
 	unsigned long long small_file; /* bytes, default 4 MiB */
-	double read_timeout; /* seconds a read may wait for the service */
-	double attr_timeout; /* kernel caching, default = poll_interval */
+	double read_timeout;	 /* seconds a read may wait for the service */
+	double liveness_timeout; /* seconds before /healthz calls it wedged */
+	double attr_timeout;	 /* kernel caching, default = poll_interval */
 	double entry_timeout;
 	bool allow_other;
 	bool default_permissions;

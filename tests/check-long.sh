@@ -5,6 +5,9 @@
 #   - the reliability and bad-input tests run SPFS_LONG_REPEAT times over
 #     (default 3) beside it, hunting for the rare failure;
 #   - memcheck of the daemon (test_valgrind.py);
+#   - the image: k8s/Dockerfile built with buildah from a Debian 12 base
+#     made by mmdebstrap, and a mount inside it (tests/k8s/test_image.py,
+#     a few minutes: packages and a compile);
 #   - with FUZZ_BUILDDIR set (a tree configured with CC=clang
 #     --enable-fuzzing), every fuzz target for FUZZ_SECONDS (default 600).
 # Logs go to check-long/ in the build tree; one line per run here.
@@ -49,6 +52,8 @@ wait "$soak"
 grep -h 'token soak:' "$out/soak.log" || true
 run valgrind "$py" "$it/test_valgrind.py"
 grep -h 'memcheck:' "$out/valgrind.log" || true
+run image "$py" "$SPFS_SRCDIR/tests/k8s/test_image.py"
+grep -h '^image:' "$out/image.log" || true
 if [ -n "${FUZZ_BUILDDIR:-}" ]; then
 	run fuzz make -C "$FUZZ_BUILDDIR" fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-600}"
 	grep -h '^fuzz: ' "$out/fuzz.log" || true

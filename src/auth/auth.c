@@ -26,6 +26,8 @@
 
 #include "auth/credential.h"
 #include "base/log.h"
+#include "base/url.h"
+#include "http/http.h"
 
 #define DEFAULT_AUTHORITY "https://login.microsoftonline.com/"
 #define DEFAULT_GRAPH	  "https://graph.microsoft.com/v1.0"
@@ -82,13 +84,14 @@ void auth_config_release(struct auth_config *cfg)
 			   &cfg->token_file,	&cfg->cert_path,
 			   &cfg->cert_key_path, &cfg->secret_file,
 			   &cfg->imds_url,	&cfg->imds_client_id,
-			   &cfg->graph_url};
+			   &cfg->graph_url,	&cfg->scope};
 
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		free(*fields[i]);
 		*fields[i] = NULL;
 	}
 	free_secret_str(&cfg->secret);
+	cfg->scope_from = NULL;
 }
 
 /* Sets *field from the environment (non-empty values only) when unset. */
@@ -166,6 +169,46 @@ static int check_https(const char *what, const char *url, bool allow_http,
 	return -EINVAL;
 }
 
+/* The client-credentials scope: -o scope as given (RESOURCE/.default), or
+ * graph_url's origin + "/.default". A Graph behind a gateway (API
+ * Management, a proxy) has an origin that is no resource Entra knows
+ * (AADSTS500011): such setups name the resource with -o scope. */
+static int resolve_scope(struct auth_config *cfg, bool graph_url_given,
+			 struct buf *msg)
+{
+	static const char suffix[] = "/.default";
+
+	if (cfg->scope) {
+		size_t n = strlen(cfg->scope);
+		if (n <= sizeof(suffix) - 1 ||
+		    strcmp(cfg->scope + n - (sizeof(suffix) - 1), suffix) !=
+			0 ||
+		    strchr(cfg->scope, ' ') || !strstr(cfg->scope, "://")) {
+			buf_reset(msg);
+			buf_appendf(msg,
+				    "-o scope=%s: expected RESOURCE/.default, "
+				    "the resource the token is for, such as "
+				    "https://graph.microsoft.com/.default",
+				    cfg->scope);
+			return -EINVAL;
+		}
+		cfg->scope_from = "-o scope";
+		return 0;
+	}
+	cfg->scope = url_scope_for_resource(cfg->graph_url);
+	if (!cfg->scope) {
+		buf_reset(msg);
+		buf_appendf(msg, "-o graph_url=%s is not a URL",
+			    cfg->graph_url);
+		return -EINVAL;
+	}
+	cfg->scope_from = graph_url_given
+			      ? "derived from -o graph_url (set -o scope for "
+				"a gateway or another host)"
+			      : "the default, for graph.microsoft.com";
+	return 0;
+}
+
 int auth_config_resolve(struct auth_config *cfg, auth_getenv_fn getenv_fn,
 			struct buf *msg)
 {
@@ -184,6 +227,7 @@ int auth_config_resolve(struct auth_config *cfg, auth_getenv_fn getenv_fn,
 			 "AZURE_CLIENT_CERTIFICATE_PATH");
 	if (!err && !cfg->secret_file)
 		err = fill(&cfg->secret, getenv_fn, "AZURE_CLIENT_SECRET");
+	bool graph_url_given = cfg->graph_url != NULL;
 	err = err ? err : set_default(&cfg->authority_host, DEFAULT_AUTHORITY);
 	err = err ? err : set_default(&cfg->graph_url, DEFAULT_GRAPH);
 	err = err ? err : set_default(&cfg->imds_url, DEFAULT_IMDS);
@@ -227,6 +271,9 @@ int auth_config_resolve(struct auth_config *cfg, auth_getenv_fn getenv_fn,
 	}
 
 	err = check_https("-o graph_url", cfg->graph_url, cfg->allow_http, msg);
+	if (err)
+		return err;
+	err = resolve_scope(cfg, graph_url_given, msg);
 	if (err)
 		return err;
 	if (cfg->kind == AUTH_MANAGED)
@@ -292,6 +339,7 @@ double auth_backoff_seconds(unsigned attempt, double jitter)
 struct auth {
 	struct auth_config cfg; /* deep copy, owned */
 	struct credential *cred;
+	struct http *http; /* borrowed; NULL with a test credential */
 	pthread_mutex_t lock;
 	pthread_cond_t changed;
 	struct buf token;     /* secret; empty when none */
@@ -354,6 +402,8 @@ static int config_copy(struct auth_config *dst, const struct auth_config *src)
 	dst->imds_url = dup_or_null(src->imds_url, &err);
 	dst->imds_client_id = dup_or_null(src->imds_client_id, &err);
 	dst->graph_url = dup_or_null(src->graph_url, &err);
+	dst->scope = dup_or_null(src->scope, &err);
+	dst->scope_from = src->scope_from;
 	return err;
 }
 
@@ -401,6 +451,7 @@ struct auth *auth_new(const struct auth_config *cfg, struct http *http,
 	if (!a)
 		return NULL;
 	buf_init(&msg, 4096);
+	a->http = http;
 	/* Sources borrow the auth's own copy of the config. */
 	switch (a->cfg.kind) {
 	case AUTH_WORKLOAD:
@@ -481,7 +532,12 @@ static int fetch_unlocked(struct auth *a, bool cold, struct token_grant *grant,
 			    auth_backoff_seconds(attempt - 1, jitter01());
 			struct timespec ts = {(time_t)d,
 					      (long)((d - (long)d) * 1e9)};
-			nanosleep(&ts, NULL);
+			/* Ends early when shutting down (then the fetch
+			 * fails at once). */
+			if (a->http)
+				http_sleep(a->http, d);
+			else
+				nanosleep(&ts, NULL);
 		}
 		(*requests)++;
 		err = a->cred->fetch(a->cred, grant, msg);
@@ -508,6 +564,15 @@ int auth_token(struct auth *a, struct buf *out)
 		if (a->refreshing) {
 			pthread_cond_wait(&a->changed, &a->lock);
 			continue;
+		}
+		if (!valid && now < a->next_attempt && a->cred->changed &&
+		    a->cred->changed(a->cred)) {
+			/* The backoff was for the old input: try the new one
+			 * now rather than fail for up to a minute more. */
+			log_info("%s: the credential changed since the last "
+				 "failure; trying it now",
+				 a->cred->name);
+			a->next_attempt = 0;
 		}
 		if (!valid && now < a->next_attempt) {
 			/* Backing off with nothing to serve: fail fast. */

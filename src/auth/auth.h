@@ -44,7 +44,9 @@ struct auth_config {
 	char *imds_url;	      /* default http://169.254.169.254 */
 	char *imds_client_id; /* -o imds_client_id=, else AZURE_CLIENT_ID */
 	char *graph_url;      /* default https://graph.microsoft.com/v1.0 */
-	bool allow_http;      /* test-only: accept http:// endpoints */
+	char *scope; /* -o scope=RESOURCE/.default; after resolve never NULL */
+	const char *scope_from; /* after resolve: where the scope came from */
+	bool allow_http;	/* test-only: accept http:// endpoints */
 };
 
 void auth_config_init(struct auth_config *cfg);
@@ -58,8 +60,10 @@ typedef const char *(*auth_getenv_fn)(const char *name);
  * credential when kind is AUTH_AUTO, in the Azure SDK's order: an explicit
  * credential in the environment (secret, then certificate), then workload
  * identity, then managed identity. Checks that the chosen kind has what it
- * needs. Returns 0, or -EINVAL with one actionable line in *msg (which
- * variable is missing and how a pod gets it), or -ENOMEM.
+ * needs. The token scope is -o scope when given (it must be
+ * RESOURCE/.default), else derived from graph_url's origin; scope_from says
+ * which, for --check. Returns 0, or -EINVAL with one actionable line in *msg
+ * (which variable is missing and how a pod gets it), or -ENOMEM.
  */
 int auth_config_resolve(struct auth_config *cfg, auth_getenv_fn getenv_fn,
 			struct buf *msg);

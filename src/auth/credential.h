@@ -8,6 +8,8 @@
  * single-flight belong to auth.c.
  */
 
+#include <stdbool.h>
+
 #include "auth/auth.h"
 #include "base/buf.h"
 
@@ -35,6 +37,11 @@ struct credential {
 	int (*fetch)(struct credential *c, struct token_grant *grant,
 		     struct buf *msg);
 	void (*free)(struct credential *c);
+	/* Optional: true when what fetch() reads (a token file) changed since
+	 * its last read, so a failure's backoff need not wait: someone fixed
+	 * it, or the kubelet rotated it. Called with auth's lock held: cheap
+	 * (a stat), never the network. */
+	bool (*changed)(struct credential *c);
 };
 
 /* Constructors borrow cfg and http for the credential's lifetime.

@@ -320,6 +320,15 @@ static int advice(const struct entra_error *e,
 		    "so check -o graph_url (%s)",
 		    e->description && *e->description ? e->description
 						      : "no description");
+	case 500011:
+		return buf_appendf(
+		    out,
+		    "Entra knows no resource for the scope %s in tenant %s: "
+		    "spfs derives the scope from -o graph_url's host, which "
+		    "for a gateway or any host other than Microsoft Graph is "
+		    "no resource; set -o scope=https://graph.microsoft.com/"
+		    ".default (the resource the gateway forwards to)",
+		    or_unknown(ctx->scope), or_unknown(ctx->tenant_id));
 	case 90002:
 		return buf_appendf(
 		    out,

@@ -37,11 +37,12 @@ struct entra_error_context {
 	const char *sa_subject;
 	long long sa_exp;
 	long long now;
+	const char *scope; /* what was asked for */
 };
 
 /* Appends one actionable line (no newline, no JSON) to out: advice for the
  * known AADSTS codes (70021, 700211, 700213, 700016, 700024, 90061, 700027,
- * 7000215, 70011, 90002), else "<error>: <description>"; then
+ * 7000215, 70011, 500011, 90002), else "<error>: <description>"; then
  * " (AADSTS<n>, trace <id>)" with whichever of the two is known. ctx may be
  * NULL. Quotes only non-secret context (ids, issuer, subject, times).
  * Returns 0 or -ENOMEM/-EFBIG (out may then hold a partial line). */

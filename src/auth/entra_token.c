@@ -29,7 +29,8 @@ int entra_client_init(struct entra_client *ec, const struct auth_config *cfg,
 	ec->cfg = cfg;
 	ec->http = http;
 	ec->token_url = url_join(cfg->authority_host, parts, 2);
-	ec->scope = url_scope_for_resource(cfg->graph_url);
+	ec->scope = cfg->scope ? strdup(cfg->scope)
+			       : url_scope_for_resource(cfg->graph_url);
 	if (!ec->token_url || !ec->scope) {
 		entra_client_release(ec);
 		return -ENOMEM;
@@ -109,8 +110,11 @@ int entra_token_post(const struct entra_client *ec, const struct buf *form,
 				    resp.body.len, &ee) == 0;
 	buf_reset(msg);
 	if (have_ee) {
+		/* The message may name the scope asked for (500011). */
+		struct entra_error_context c = *ctx;
+		c.scope = c.scope ? c.scope : ec->scope;
 		*aadsts = ee.aadsts;
-		entra_error_message(&ee, ctx, msg);
+		entra_error_message(&ee, &c, msg);
 	} else {
 		buf_appendf(msg, "token endpoint answered HTTP %ld",
 			    resp.status);

@@ -133,7 +133,9 @@ struct credential *credential_imds_new(const struct auth_config *cfg,
 	ic->http = http;
 	ic->allow_http =
 	    cfg->allow_http || imds_host_may_use_http(cfg->imds_url);
-	resource = url_resource_for(cfg->graph_url);
+	/* IMDS takes the resource: the scope without "/.default". */
+	resource = cfg->scope ? strndup(cfg->scope, strlen(cfg->scope) - 9)
+			      : url_resource_for(cfg->graph_url);
 	base = url_join(cfg->imds_url, parts, 1);
 	if (!resource || !base)
 		goto out;

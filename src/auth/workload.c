@@ -2,7 +2,9 @@
 /*
  * Workload identity: trade the projected service-account token (a JWT that
  * kubelet rotates) for an access token. The file is re-read by path on every
- * exchange: kubelet swaps it atomically, so a kept fd would go stale.
+ * exchange: kubelet swaps it atomically, so a kept fd would go stale. Which
+ * file was read is remembered, so that a fixed or rotated token is tried at
+ * once instead of after a failure's backoff.
  */
 #include "config.h"
 
@@ -10,8 +12,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,15 +30,43 @@
 struct workload {
 	struct credential base;
 	struct entra_client ec;
+	/* The token file as last read: fetch() writes it outside auth's
+	 * lock, changed() reads it under that lock. */
+	pthread_mutex_t seen_lock;
+	bool seen;
+	struct stat seen_st;
 };
 
+/* Identity and time of a file: a rotation by the kubelet (a new file
+ * renamed over the old) or an edit in place both change one of them. */
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
+	       a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
+	       a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
 /* Reads the whole token file into out (a secret buf), trailing whitespace
- * stripped. Returns 0 or -errno with an actionable message. */
-static int read_token_file(const char *path, struct buf *out, struct buf *msg)
+ * stripped, and notes which file it was in w. Returns 0 or -errno with an
+ * actionable message. */
+static int read_token_file(struct workload *w, const char *path,
+			   struct buf *out, struct buf *msg)
 {
 	char chunk[4096];
 	int err = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+
+	/* Which file this was (unreadable: what is there): changed()
+	 * compares against it. */
+	pthread_mutex_lock(&w->seen_lock);
+	w->seen = (fd >= 0 ? fstat(fd, &st) : stat(path, &st)) == 0;
+	if (w->seen)
+		w->seen_st = st;
+	pthread_mutex_unlock(&w->seen_lock);
 
 	buf_reset(out);
 	if (fd < 0) {
@@ -101,7 +134,8 @@ static int workload_fetch(struct credential *c, struct token_grant *grant,
 	for (int attempt = 0; attempt < 2; attempt++) {
 		long aadsts = 0;
 
-		err = read_token_file(w->ec.cfg->token_file, &assertion, msg);
+		err =
+		    read_token_file(w, w->ec.cfg->token_file, &assertion, msg);
 		if (err) {
 			err = err == -ENOMEM ? err : -EACCES;
 			break;
@@ -156,11 +190,24 @@ static int workload_fetch(struct credential *c, struct token_grant *grant,
 	return err;
 }
 
+static bool workload_changed(struct credential *c)
+{
+	struct workload *w = (struct workload *)c;
+	struct stat st;
+	bool now = stat(w->ec.cfg->token_file, &st) == 0;
+
+	pthread_mutex_lock(&w->seen_lock);
+	bool changed = now != w->seen || (now && !same_file(&st, &w->seen_st));
+	pthread_mutex_unlock(&w->seen_lock);
+	return changed;
+}
+
 static void workload_free(struct credential *c)
 {
 	struct workload *w = (struct workload *)c;
 
 	entra_client_release(&w->ec);
+	pthread_mutex_destroy(&w->seen_lock);
 	free(w);
 }
 
@@ -179,6 +226,8 @@ struct credential *credential_workload_new(const struct auth_config *cfg,
 	w->base.name = "workload identity";
 	w->base.fetch = workload_fetch;
 	w->base.free = workload_free;
+	w->base.changed = workload_changed;
+	pthread_mutex_init(&w->seen_lock, NULL);
 	*err = 0;
 	return &w->base;
 }

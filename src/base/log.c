@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The log sink, the one piece of process-wide state in spfs. Level,
- * format and fd are atomics so any thread may log without a lock. A line is
+ * format, fd and the syslog switch are atomics so any thread may log
+ * without a lock. A line is
  * built in a stack buffer (long messages are truncated with a marker rather
  * than allocated) and written with a single write(2).
  */
 #include "config.h"
 
 #include "base/log.h"
+#include "base/syslog_sink.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -22,6 +24,7 @@
 static _Atomic int log_level_cur = LOG_INFO;
 static _Atomic int log_format_cur = LOG_FORMAT_TEXT;
 static _Atomic int log_fd_cur = STDERR_FILENO;
+static _Atomic bool log_to_syslog; /* after log_detach(), lines to syslog */
 static _Thread_local bool warnings_demoted;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug",
@@ -45,6 +48,14 @@ void log_set_format(enum log_format format)
 void log_set_fd(int fd)
 {
 	atomic_store(&log_fd_cur, fd);
+}
+
+void log_detach(void)
+{
+	if (atomic_load(&log_fd_cur) != STDERR_FILENO)
+		return;
+	syslog_sink_open("spfs");
+	atomic_store(&log_to_syslog, true);
 }
 
 bool log_enabled(enum log_level level)
@@ -159,6 +170,21 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
 
+	if (atomic_load(&log_to_syslog)) {
+		/* syslog stamps time, name and pid itself. */
+		if (atomic_load(&log_format_cur) == LOG_FORMAT_JSON) {
+			n = snprintf(line, sizeof(line),
+				     "{\"level\":\"%s\",\"msg\":\"",
+				     level_names[level]);
+			len = (size_t)n;
+			json_escape_into(line, sizeof(line) - 3, &len, msg);
+			memcpy(line + len, "\"}", 3);
+			syslog_sink_write((int)level, line);
+		} else {
+			syslog_sink_write((int)level, msg);
+		}
+		return;
+	}
 	format_time(when, sizeof(when));
 	if (atomic_load(&log_format_cur) == LOG_FORMAT_JSON) {
 		n = snprintf(line, sizeof(line),

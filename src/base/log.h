@@ -3,9 +3,10 @@
 #define SPFS_BASE_LOG_H
 
 /*
- * Logging: one line per call, to stderr (or a sink fd set for tests), as text
- * or as JSON. Lines are assembled in memory and written with one write(2), so
- * lines from different threads never interleave.
+ * Logging: one line per call, to stderr (or a file, or syslog once the
+ * process has detached from its terminal), as text or as JSON. Lines are
+ * assembled in memory and written with one write(2), so lines from different
+ * threads never interleave.
  *
  * Invariant: callers never pass token bytes, Authorization headers or file
  * content; there is deliberately no "log this buffer" helper.
@@ -31,8 +32,14 @@ enum log_format {
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 void log_set_format(enum log_format format);
-/* Write lines to fd instead of stderr (tests). The fd is borrowed. */
+/* Write lines to fd instead of stderr (tests, -o log_file). The fd is
+ * borrowed. */
 void log_set_fd(int fd);
+/* The process is leaving its terminal (daemonizing: stderr becomes
+ * /dev/null): lines that went to stderr go to syslog from now on (the
+ * journal, on systemd hosts), as "spfs[PID]", facility daemon. A sink set
+ * with log_set_fd stays. */
+void log_detach(void);
 
 /* Parses "error|warn|info|debug|trace"; returns 0 or -EINVAL. */
 int log_level_parse(const char *name, enum log_level *out);

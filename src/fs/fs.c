@@ -109,6 +109,10 @@ struct fs *fs_new(struct graph *g, struct meta *m, struct content *store,
 	pthread_mutex_init(&fs->quota_lock, NULL);
 	pthread_mutex_init(&fs->seq_lock, NULL);
 	pthread_mutex_init(&fs->open_lock, NULL);
+	pthread_mutex_init(&fs->probe_lock, NULL);
+	pthread_cond_init(&fs->probe_cond, NULL);
+	if (fs->cfg.liveness_timeout <= 0)
+		fs->cfg.liveness_timeout = 30;
 	struct reader_config rc = {.chunk_size = cfg->chunk_size,
 				   .readahead = cfg->readahead,
 				   .small_file = cfg->small_file,
@@ -156,6 +160,8 @@ void fs_free(struct fs *fs)
 	pthread_mutex_destroy(&fs->seq_lock);
 	free(fs->seq_name);
 	pthread_mutex_destroy(&fs->open_lock);
+	pthread_mutex_destroy(&fs->probe_lock);
+	pthread_cond_destroy(&fs->probe_cond);
 	free(fs->open);
 	free(fs->drive_id);
 	free(fs->root_id);

@@ -40,7 +40,9 @@ struct fs_config {
 	uint64_t small_file;  /* files up to this are fetched whole */
 	double read_timeout;  /* seconds of retrying before a read fails */
 	uint64_t cache_size;  /* the store's cap (for the stats) */
-	bool sheets;	      /* -o sheets: workbooks' .sheets folders */
+	double liveness_timeout;    /* seconds a metadata operation may take
+				       before the filesystem counts as wedged */
+	bool sheets;		    /* -o sheets: workbooks' .sheets folders */
 	const char *sheets_tmp_dir; /* scratch for .xls (borrowed) */
 };
 
@@ -128,7 +130,15 @@ int fs_stats_json(struct fs *fs, char *buf, size_t size);
 /* Prometheus text exposition of the same counters (and per-route request
  * counts), appended to b. 0 or -errno. */
 int fs_metrics_text(struct fs *fs, struct buf *b);
-/* Mounted and holding a valid access token: what a readiness probe asks. */
+/* Probes (probe.c), each answered from atomics, never blocking.
+ * Mounted: between fs_start_sync and fs_stop_sync (a startup probe). */
+bool fs_mounted(struct fs *fs);
+/* Mounted and the root listed at the last try (every 5 s), from the
+ * network or the cache (a readiness probe). */
 bool fs_ready(struct fs *fs);
+/* False when a getattr of the root (timed every 5 s) has run longer than
+ * liveness_timeout: a wedged filesystem (a liveness probe). *stuck_s: how
+ * long the running one has run (0 when none runs). */
+bool fs_healthy(struct fs *fs, double *stuck_s);
 
 #endif

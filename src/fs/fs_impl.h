@@ -5,12 +5,13 @@
 /*
  * The inside of struct fs, shared by the files of src/fs that implement
  * fs.h: fs.c (lifecycle, listings, attributes), open.c (file content and
- * the open-file table), sync.c (the delta thread), stats.c (counters and
- * probes). Nothing outside src/fs includes this.
+ * the open-file table), sync.c (the delta thread), stats.c (counters),
+ * probe.c (the threads behind the probes). Nothing outside src/fs includes
+ * this.
  *
  * Locks, in order: list_lock, then the store's lock. open_lock, seq_lock,
- * quota_lock and sync_lock are leaves. No lock is held while calling the
- * notify callbacks.
+ * quota_lock, sync_lock and probe_lock are leaves. No lock is held while
+ * calling the notify callbacks.
  */
 
 #include <pthread.h>
@@ -51,6 +52,15 @@ struct fs {
 	atomic_bool delta_healthy; /* last delta round succeeded */
 	atomic_llong delta_ok_at;  /* epoch s of the last good delta round */
 	atomic_bool serving;	   /* mounted: between start and stop */
+	/* probe.c: the liveness and lister threads, and what probes read. */
+	pthread_t probe_threads[2];
+	int nprobe_threads;
+	pthread_mutex_t probe_lock; /* guards probe_stop */
+	pthread_cond_t probe_cond;
+	bool probe_stop;
+	atomic_bool root_listed; /* the last listing of the root worked */
+	/* Monotonic ms when the running getattr began; 0: none runs. */
+	atomic_llong probe_op_since_ms;
 	atomic_int offline_warned;
 	/* Files open through the kernel: their attributes keep the opened
 	 * version's size, and page invalidations wait until they close, so a
@@ -97,6 +107,11 @@ struct listing {
 	size_t n, cap;
 };
 int fs_listing_collect(void *ctx, const struct graph_item *gi);
+
+/* probe.c: the probe threads (started and stopped with the delta
+ * thread). */
+int fs_probe_start(struct fs *fs);
+void fs_probe_stop(struct fs *fs);
 
 /* open.c; open_lock held for the _locked one. */
 struct open_ino *fs_open_find_locked(struct fs *fs, uint64_t ino);

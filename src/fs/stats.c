@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Counters and probes: the user.spfs.stats JSON, the Prometheus text and
- * readiness, gathered from the reader, Graph and the content store.
+ * Counters: the user.spfs.stats JSON and the Prometheus text, gathered
+ * from the reader, Graph and the content store (the probes are probe.c's).
  */
 #include "config.h"
 
@@ -117,14 +117,6 @@ static void route_metric(void *ctx, const char *route, const char *status,
 	    route, status, n);
 }
 
-bool fs_ready(struct fs *fs)
-{
-	struct graph_stats gs;
-
-	graph_get_stats(fs->g, &gs);
-	return atomic_load(&fs->serving) && gs.token_expires_at > time(NULL);
-}
-
 int fs_metrics_text(struct fs *fs, struct buf *b)
 {
 	struct reader_stats rs;
@@ -148,7 +140,10 @@ int fs_metrics_text(struct fs *fs, struct buf *b)
 		const char *name, *type, *help;
 		double value;
 	} list[] = {
-	    {"ready", "gauge", "1 when mounted with a valid access token.",
+	    {"mounted", "gauge", "1 while mounted.", fs_mounted(fs)},
+	    {"ready", "gauge",
+	     "1 when mounted and the root lists (from the network or the "
+	     "cache).",
 	     fs_ready(fs)},
 	    {"graph_throttles_total", "counter", "429/503 answers received.",
 	     (double)gs.throttles},

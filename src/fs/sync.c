@@ -298,6 +298,9 @@ int fs_start_sync(struct fs *fs)
 	if (err)
 		return err;
 	atomic_store(&fs->serving, true);
+	err = fs_probe_start(fs);
+	if (err)
+		return err;
 	if (fs->cfg.poll_interval <= 0 || fs->sync_running)
 		return 0;
 	fs->stop = false;
@@ -311,6 +314,7 @@ int fs_start_sync(struct fs *fs)
 void fs_stop_sync(struct fs *fs)
 {
 	atomic_store(&fs->serving, false);
+	fs_probe_stop(fs);
 	if (!fs->sync_running)
 		return;
 	pthread_mutex_lock(&fs->sync_lock);

@@ -134,13 +134,16 @@ static double mono_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void sleep_s(double s)
+/* Every wait of this layer ends early when the process shuts down (the
+ * request after it then fails with -ESHUTDOWN at once). */
+static void sleep_s(struct graph *g, double s)
 {
-	if (s <= 0)
-		return;
-	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
+	http_sleep(g->http, s);
+}
+
+int graph_sleep(struct graph *g, double seconds)
+{
+	return http_sleep(g->http, seconds);
 }
 
 static double jitter(void)
@@ -369,7 +372,7 @@ int graph_get(struct graph *g, const char *path_or_url,
 	double wait = 0;
 
 	for (int attempt = 1;; attempt++) {
-		sleep_s(gate_wait(g));
+		sleep_s(g, gate_wait(g));
 		buf_reset(&token);
 		buf_reset(&authz);
 		err = auth_token(g->auth, &token);
@@ -423,10 +426,10 @@ int graph_get(struct graph *g, const char *path_or_url,
 			if (err)
 				log_debug("graph: %s; retrying", resp->error);
 			atomic_fetch_add(&g->retries, 1);
-			sleep_s(wait);
+			sleep_s(g, wait);
 			continue;
 		}
-		if (err)
+		if (err && err != -ESHUTDOWN)
 			log_msg(failure_level(g), "graph: request failed: %s",
 				resp->error);
 		break;
@@ -497,7 +500,7 @@ int graph_download(struct graph *g, const char *url, unsigned long long offset,
 	    .sink = download_body,
 	    .sink_ctx = &d,
 	};
-	sleep_s(gate_wait(g));
+	sleep_s(g, gate_wait(g));
 	int err = http_perform(g->http, &req, resp);
 	count_request(g, GRAPH_ROUTE_DOWNLOAD, err, resp->status);
 	if (!err && (resp->status == 429 || resp->status == 503))

@@ -75,6 +75,11 @@ int graph_download(struct graph *g, const char *url, unsigned long long offset,
 int graph_download_range(const struct http_response *resp, long long *first,
 			 long long *total);
 
+/* Sleeps like http_sleep() on this client's transport: 0, or -ESHUTDOWN
+ * when the process is shutting down (http_abort), early. Layers above
+ * back off with it, so that no wait outlives an unmount. */
+int graph_sleep(struct graph *g, double seconds);
+
 struct graph_stats {
 	unsigned long requests;	    /* HTTP requests sent */
 	unsigned long auth_retries; /* 401s answered by refresh + retry */

@@ -2,12 +2,16 @@
 /*
  * SOURCE parsing and resolution. Only per-site calls: GET /sites/{host}:{path},
  * GET /sites/{id}/drives, GET /drives/{id}/root:/{folder}: -- never tenant-wide
- * search, which Sites.Selected does not allow.
+ * search, which Sites.Selected does not allow. The one exception is a
+ * sharing link that names no path (/:f:/s/..., /:f:/g/...): only Graph's
+ * shares endpoint can resolve it, and when the identity may not use it, the
+ * refusal says what to paste instead.
  */
 #include "config.h"
 
 #include "graph/source.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdlib.h>
@@ -15,6 +19,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "base/b64.h"
 #include "base/log.h"
 #include "base/url.h"
 #include "graph/graph.h"
@@ -29,6 +34,7 @@ void source_release(struct source *s)
 	free(s->segments);
 	free(s->drive_id);
 	free(s->folder);
+	free(s->share_url);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -103,10 +109,135 @@ static int encode_pasted(const char *text, struct buf *out)
 	return err;
 }
 
+/* The decoded value of key (case-insensitive) in a raw query, malloc'd
+ * into *out, or NULL when absent. 0 or -EINVAL (malformed escape). */
+static int query_value(const char *query, const char *key, char **out)
+{
+	size_t klen = strlen(key);
+
+	*out = NULL;
+	for (const char *p = query; p && *p;) {
+		size_t n = strcspn(p, "&");
+		if (n > klen && p[klen] == '=' &&
+		    strncasecmp(p, key, klen) == 0)
+			return url_percent_decode(p + klen + 1, n - klen - 1,
+						  out);
+		p += n;
+		if (*p == '&')
+			p++;
+	}
+	return 0;
+}
+
+/* Replaces s's segments with the '/'-separated parts of path. */
+static int set_segments(struct source *s, const char *path)
+{
+	for (size_t i = 0; i < s->nsegments; i++)
+		free(s->segments[i]);
+	free(s->segments);
+	s->segments = NULL;
+	s->nsegments = 0;
+	for (const char *p = path; *p;) {
+		while (*p == '/')
+			p++;
+		size_t n = strcspn(p, "/");
+		if (n) {
+			char **grown = realloc(s->segments, (s->nsegments + 1) *
+								sizeof(char *));
+			if (!grown)
+				return -ENOMEM;
+			s->segments = grown;
+			if (!(s->segments[s->nsegments] = strndup(p, n)))
+				return -ENOMEM;
+			s->nsegments++;
+		}
+		p += n;
+	}
+	return 0;
+}
+
+/* The folder a library view shows, from its id= (server-relative, e.g.
+ * "/sites/Finance/Shared Documents/Reports"): it must be in the site and
+ * the library the page's own path names. */
+static int apply_view_folder(struct source *s, const char *folder,
+			     const char *text, struct buf *msg)
+{
+	size_t sp = strlen(s->site_path);
+
+	if (strncasecmp(folder, s->site_path, sp) != 0 || folder[sp] != '/') {
+		buf_appendf(msg,
+			    "SOURCE '%.200s': the folder in id= ('%.200s') is "
+			    "not in the site https://%s%s",
+			    text, folder, s->host, s->site_path);
+		return -EINVAL;
+	}
+	const char *rest = folder + sp;
+	while (*rest == '/')
+		rest++;
+	size_t lib = strcspn(rest, "/");
+	if (s->nsegments && (lib != strlen(s->segments[0]) ||
+			     strncasecmp(rest, s->segments[0], lib) != 0)) {
+		buf_appendf(msg,
+			    "SOURCE '%.200s': the folder in id= ('%.200s') is "
+			    "not in the library '%s' of the page",
+			    text, folder, s->segments[0]);
+		return -EINVAL;
+	}
+	return set_segments(s, rest);
+}
+
+/* "/:f:/r/sites/X/Lib/Folder" is the path itself; other folder links are
+ * tokens for the shares endpoint; links to files cannot be mounted. */
+static int sharing_link(const char *url, struct source *s, struct buf *msg)
+{
+	char kind = (char)tolower((unsigned char)s->segments[0][1]);
+
+	if (kind != 'f') {
+		buf_appendf(msg,
+			    "SOURCE '%.200s' is a sharing link to a file "
+			    "(:%c:): spfs mounts a library or a folder; paste "
+			    "the link of the folder that holds the file, or "
+			    "the folder's address from the browser",
+			    url, kind);
+		return -EINVAL;
+	}
+	if (strcasecmp(s->segments[1], "r") == 0) {
+		for (int i = 0; i < 2; i++)
+			free(s->segments[i]);
+		memmove(s->segments, s->segments + 2,
+			(s->nsegments - 2) * sizeof(char *));
+		s->nsegments -= 2;
+		return 0;
+	}
+	s->share_url = strdup(url);
+	return s->share_url ? 0 : -ENOMEM;
+}
+
+static bool is_link_kind(const char *seg)
+{
+	return strlen(seg) == 3 && seg[0] == ':' && seg[2] == ':' &&
+	       isalpha((unsigned char)seg[1]);
+}
+
+int source_share_id(const char *url, struct buf *out)
+{
+	size_t n = strlen(url);
+	char *enc = malloc(b64_encoded_len(n, B64_URL) + 1);
+	int err;
+
+	if (!enc)
+		return -ENOMEM;
+	b64_encode(url, n, enc, B64_URL);
+	err = buf_appendf(out, "u!%s", enc);
+	free(enc);
+	return err;
+}
+
 int source_parse(const char *text, struct source *out, struct buf *msg)
 {
 	struct url_parts u;
 	struct buf enc;
+	char *view_folder = NULL;
 	int err;
 
 	memset(out, 0, sizeof(*out));
@@ -116,8 +247,8 @@ int source_parse(const char *text, struct source *out, struct buf *msg)
 	err = encode_pasted(text, &enc);
 	if (!err)
 		err = url_parse(buf_str(&enc), &u);
-	buf_release(&enc);
 	if (err || strcmp(u.scheme, "https") != 0) {
+		buf_release(&enc);
 		if (!err)
 			url_parts_release(&u);
 		buf_appendf(
@@ -139,12 +270,10 @@ int source_parse(const char *text, struct source *out, struct buf *msg)
 	if (err == -EINVAL)
 		buf_appendf(msg, "SOURCE '%.200s': malformed percent-encoding",
 			    text);
-	url_parts_release(&u);
-	if (err)
-		goto fail;
-
-	/* The library's view page: .../Forms/AllItems.aspx */
-	if (out->nsegments && strlen(out->segments[out->nsegments - 1]) > 5 &&
+	/* A library view page: .../Forms/AllItems.aspx, whose id= (or, in
+	 * older views, RootFolder=) is the folder it shows. */
+	if (!err && out->nsegments &&
+	    strlen(out->segments[out->nsegments - 1]) > 5 &&
 	    strcasecmp(out->segments[out->nsegments - 1] +
 			   strlen(out->segments[out->nsegments - 1]) - 5,
 		       ".aspx") == 0) {
@@ -152,6 +281,33 @@ int source_parse(const char *text, struct source *out, struct buf *msg)
 		if (out->nsegments &&
 		    strcasecmp(out->segments[out->nsegments - 1], "Forms") == 0)
 			free(out->segments[--out->nsegments]);
+		err = query_value(u.query, "id", &view_folder);
+		if (!err && !view_folder)
+			err = query_value(u.query, "RootFolder", &view_folder);
+		if (err == -EINVAL)
+			buf_appendf(
+			    msg,
+			    "SOURCE '%.200s': malformed percent-encoding "
+			    "in the folder (id=)",
+			    text);
+	}
+	if (!err && out->nsegments >= 2 && is_link_kind(out->segments[0]))
+		err = sharing_link(buf_str(&enc), out, msg);
+	buf_release(&enc);
+	url_parts_release(&u);
+	if (err)
+		goto fail;
+	if (out->share_url) { /* resolved by Graph, not by path */
+		for (size_t i = 0; i < out->nsegments; i++)
+			free(out->segments[i]);
+		out->nsegments = 0;
+		out->site_path = strdup("");
+		if (!out->site_path) {
+			err = -ENOMEM;
+			goto fail;
+		}
+		free(view_folder);
+		return 0;
 	}
 
 	size_t skip = 0;
@@ -185,8 +341,15 @@ int source_parse(const char *text, struct source *out, struct buf *msg)
 			(out->nsegments - skip) * sizeof(char *));
 		out->nsegments -= skip;
 	}
+	if (view_folder) {
+		err = apply_view_folder(out, view_folder, text, msg);
+		if (err)
+			goto fail;
+		free(view_folder);
+	}
 	return 0;
 fail:
+	free(view_folder);
 	source_release(out);
 	return err;
 }
@@ -317,6 +480,72 @@ static int pick_library(struct json_object *drives, const char *want,
 	return -ENOENT;
 }
 
+/* A folder's sharing link, through GET /shares/{u!...}/driveItem: the
+ * folder's drive and id. What to paste instead when Graph will not say. */
+static int resolve_share(struct graph *g, const char *url,
+			 struct source_resolved *out, struct buf *msg,
+			 FILE *report)
+{
+	struct buf path;
+	struct json_object *o = NULL, *parent = NULL, *folder = NULL;
+	struct timespec t0;
+	int err;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	buf_init(&path, 16384);
+	err = buf_append_str(&path, "/shares/");
+	err = err ? err : source_share_id(url, &path);
+	err = err ? err : buf_append_str(&path, "/driveItem");
+	o = err ? NULL : get_json(g, path.data, "sharing link", msg, &err);
+	if (err == -EACCES || err == -ENOENT) {
+		buf_reset(msg);
+		buf_appendf(msg,
+			    "the sharing link %.200s could not be resolved "
+			    "(%s): Graph resolves a link only for an identity "
+			    "allowed to read files tenant-wide "
+			    "(Files.Read.All, Sites.Read.All; Sites.Selected "
+			    "is not enough) and only while the link is valid. "
+			    "Paste the folder's address instead: open the "
+			    "link in a browser and copy the address bar "
+			    "(.../Forms/AllItems.aspx?id=...), or the "
+			    "library's URL",
+			    url,
+			    err == -EACCES ? "access denied" : "not found");
+	}
+	if (err)
+		goto out;
+	if (!json_object_object_get_ex(o, "parentReference", &parent) ||
+	    !str_member(parent, "driveId") || !str_member(o, "id")) {
+		buf_appendf(msg, "sharing link: Graph's answer names no item");
+		err = -EIO;
+		goto out;
+	}
+	if (!json_object_object_get_ex(o, "folder", &folder)) {
+		buf_appendf(
+		    msg,
+		    "the sharing link %.200s leads to a file ('%s'): "
+		    "spfs mounts a library or a folder; paste the "
+		    "link of the folder that holds it",
+		    url, str_member(o, "name") ? str_member(o, "name") : "?");
+		err = -ENOTDIR;
+		goto out;
+	}
+	err = set(&out->drive_id, str_member(parent, "driveId"));
+	err = err ? err : set(&out->root_id, str_member(o, "id"));
+	err = err ? err : set(&out->root_path, "");
+	if (!err && report)
+		fprintf(report,
+			"sharing link: folder '%s'\n  %-9s %s\n  %-9s %s\n"
+			"  %-9s %.0f ms\n",
+			str_member(o, "name") ? str_member(o, "name") : "?",
+			"drive", out->drive_id, "id", out->root_id, "time",
+			ms_since(&t0));
+out:
+	json_object_put(o);
+	buf_release(&path);
+	return err;
+}
+
 int source_resolve(struct graph *g, const struct source *src,
 		   struct source_resolved *out, struct buf *msg, FILE *report)
 {
@@ -329,6 +558,10 @@ int source_resolve(struct graph *g, const struct source *src,
 	buf_init(&path, 16384);
 	buf_init(&folder, 16384);
 
+	if (src->share_url) {
+		err = resolve_share(g, src->share_url, out, msg, report);
+		goto out;
+	}
 	if (src->drive_id) {
 		err = set(&out->drive_id, src->drive_id);
 		if (!err && src->folder)

@@ -11,8 +11,12 @@
  *   https://HOST/teams/SITE/...                   team sites
  *   https://HOST[/LIBRARY[/FOLDER...]]            the tenant root site
  *   drive:DRIVE_ID[:/FOLDER...]                   skip the site look-ups
- * A trailing "Forms/AllItems.aspx" (the library's view page) and the query
- * are ignored.
+ * A trailing "Forms/AllItems.aspx" (the library's view page) is dropped;
+ * its query's id= (or RootFolder=), the folder the browser shows, names the
+ * folder to mount. Sharing links: https://HOST/:f:/r/PATH is PATH; other
+ * folder links (/:f:/s/..., /:f:/g/...) are resolved with Graph's shares
+ * endpoint; links to files (:x:, :w:, ...) are refused, saying what to
+ * paste instead.
  */
 
 #include <stdio.h>
@@ -26,12 +30,17 @@ struct source {
 	char *site_path; /* "/sites/X", "/teams/X" or "" (root site) */
 	char **segments; /* decoded path segments after the site */
 	size_t nsegments;
-	char *drive_id; /* drive: sources */
-	char *folder;	/* drive: sources: "a/b" or NULL */
+	char *drive_id;	 /* drive: sources */
+	char *folder;	 /* drive: sources: "a/b" or NULL */
+	char *share_url; /* a folder's sharing link, to resolve; or NULL */
 };
 
 /* 0, or -EINVAL with a one-line explanation in *msg. */
 int source_parse(const char *text, struct source *out, struct buf *msg);
+
+/* The shares endpoint's id for a sharing URL: "u!" + unpadded base64url of
+ * the URL's bytes, appended to out. 0, -EFBIG or -ENOMEM. */
+int source_share_id(const char *url, struct buf *out);
 void source_release(struct source *s);
 
 struct source_resolved {

@@ -15,11 +15,13 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "base/log.h"
 
@@ -42,6 +44,7 @@ struct http {
 	long connect_timeout_ms;
 	long low_speed_time_s;
 	int allow_http;
+	atomic_bool aborted; /* http_abort(): shutting down */
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -360,6 +363,37 @@ static int map_curl_error(CURLcode rc)
 	}
 }
 
+void http_abort(struct http *h)
+{
+	atomic_store(&h->aborted, true);
+}
+
+int http_sleep(struct http *h, double seconds)
+{
+	/* Slices of at most 100 ms: http_abort() stays a plain atomic
+	 * store (signal-safe), and a sleeper notices it within a slice. */
+	while (seconds > 0 && !atomic_load(&h->aborted)) {
+		double d = seconds < 0.1 ? seconds : 0.1;
+		struct timespec ts = {0, (long)(d * 1e9)};
+		nanosleep(&ts, NULL);
+		seconds -= d;
+	}
+	return atomic_load(&h->aborted) ? -ESHUTDOWN : 0;
+}
+
+/* curl calls this about once a second, and more often while data flows. */
+static int on_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow,
+		       curl_off_t ultotal, curl_off_t ulnow)
+{
+	struct http *h = userp;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return atomic_load(&h->aborted) ? 1 : 0;
+}
+
 int http_error_is_transient(int err)
 {
 	return err == -ECONNREFUSED || err == -ETIMEDOUT ||
@@ -393,6 +427,11 @@ int http_perform(struct http *h, const struct http_request *req,
 	resp->body.secret = req->secret_body;
 	make_uuid(resp->client_request_id);
 
+	if (atomic_load(&h->aborted)) {
+		snprintf(resp->error, sizeof(resp->error), "shutting down");
+		err = -ESHUTDOWN;
+		goto out;
+	}
 	if (!scheme_allowed(h, req)) {
 		snprintf(resp->error, sizeof(resp->error),
 			 "refusing a non-https URL (plain http is only allowed "
@@ -459,6 +498,9 @@ int http_perform(struct http *h, const struct http_request *req,
 	curl_easy_setopt(easy, CURLOPT_HEADERDATA, &t);
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, resp->error);
 	curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 256L * 1024);
+	curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(easy, CURLOPT_XFERINFODATA, h);
 	if (strcmp(method, "HEAD") == 0) {
 		curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
 	} else if (strcmp(method, "POST") == 0) {
@@ -488,6 +530,9 @@ int http_perform(struct http *h, const struct http_request *req,
 			snprintf(resp->error, sizeof(resp->error),
 				 "response body larger than %zu bytes",
 				 resp->body.max);
+	} else if (rc == CURLE_ABORTED_BY_CALLBACK) {
+		err = -ESHUTDOWN;
+		snprintf(resp->error, sizeof(resp->error), "shutting down");
 	} else if (rc != CURLE_OK) {
 		err = map_curl_error(rc);
 		if (!resp->error[0])

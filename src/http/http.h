@@ -86,6 +86,7 @@ void http_response_release(struct http_response *resp);
  *   -ECONNRESET   the peer closed mid-transfer (includes short bodies)
  *   -EPROTO       TLS handshake or certificate verification failure
  *   -EFBIG        response body larger than max_body
+ *   -ESHUTDOWN    http_abort() was called
  *   -ENOMEM, -EIO anything else; or the error a sink returned
  */
 int http_perform(struct http *h, const struct http_request *req,
@@ -93,5 +94,17 @@ int http_perform(struct http *h, const struct http_request *req,
 
 /* True for errors worth retrying (connection-level, not TLS or usage). */
 int http_error_is_transient(int err);
+
+/*
+ * Shutting down: every transfer in flight ends within about a second, and
+ * every later http_perform() at once, with -ESHUTDOWN ("shutting down" in
+ * resp->error); every http_sleep() returns early. Only an atomic store, so
+ * a signal handler may call it. There is no way back.
+ */
+void http_abort(struct http *h);
+/* Sleeps seconds, or less once http_abort() is called: 0, or -ESHUTDOWN.
+ * Callers that back off or wait for a gate use it, so that an unmount
+ * during an outage is prompt. */
+int http_sleep(struct http *h, double seconds);
 
 #endif

@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Small HTTP server for metrics and probes. One thread polls the listening
- * socket and a stop pipe; each accepted connection gets REQUEST_TIMEOUT_MS
- * to send at most MAX_REQUEST bytes of head, one answer, and is closed. A
- * slow or hostile client therefore delays scrapes by a bounded time and can
- * never grow memory.
+ * The metrics and probe server, on libmicrohttpd (Debian's libmicrohttpd12):
+ * HTTP parsing, per-connection threads and timeouts are its job, so none
+ * of it is written here. What is ours: binding before the daemon forks (a
+ * taken port fails the mount), the GET/HEAD-only policy, and the limits.
+ *
+ * Why a thread per connection: a handler may block (a scrape reads the
+ * content store's counters under its lock); on its own thread it delays
+ * nobody else, and an idle or trickling client costs one sleeping thread
+ * until HTTPD_IDLE_SECONDS pass. HTTPD_MAX_CONNECTIONS bounds the threads.
  */
 #include "config.h"
 
@@ -12,29 +16,26 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
+#include <microhttpd.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "base/log.h"
 
-#define MAX_REQUEST	   8192
-#define MAX_PATH	   1024
-#define REQUEST_TIMEOUT_MS 2000
 #define MAX_BODY	   (4u << 20)
+#define REQUEST_HEAD_BYTES (16u << 10)
+/* Address space per connection thread; only the pages a handler touches
+ * cost memory. Room for sqlite under the sanitizers. */
+#define THREAD_STACK_BYTES (1u << 20)
 
 struct httpd {
-	int listen_fd;
-	int stop_pipe[2];
-	pthread_t thread;
-	bool running;
+	int listen_fd; /* ours until the daemon takes it */
+	struct MHD_Daemon *daemon;
 	int port;
 	httpd_handler_fn handler;
 	void *ctx;
@@ -94,191 +95,70 @@ int httpd_parse_addr(const char *addr, struct sockaddr_storage *ss,
 	return 0;
 }
 
-enum httpd_parse_result httpd_parse_request(const char *data, size_t len,
-					    char *path, size_t cap,
-					    int *head_only)
+static enum MHD_Result respond(struct MHD_Connection *conn, int status,
+			       const char *type, const char *body, size_t len)
 {
-	const char *end = NULL;
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+	    len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	enum MHD_Result ret = MHD_NO;
 
-	for (size_t i = 0; i + 3 < len; i++)
-		if (memcmp(data + i, "\r\n\r\n", 4) == 0) {
-			end = data + i;
-			break;
-		}
-	if (!end) {
-		/* Tolerate bare LF line ends, as many clients' tests send. */
-		for (size_t i = 0; i + 1 < len; i++)
-			if (data[i] == '\n' && data[i + 1] == '\n') {
-				end = data + i;
-				break;
-			}
-	}
-	if (!end)
-		return len >= MAX_REQUEST ? HTTPD_REQ_BAD
-					  : HTTPD_REQ_INCOMPLETE;
-	/* end is the blank line's first byte; its '\n' ends the request
-	 * line when there are no header lines. */
-	const char *line_end = memchr(data, '\n', (size_t)(end - data) + 2);
-	if (!line_end)
-		return HTTPD_REQ_BAD;
-	size_t line_len = (size_t)(line_end - data);
-	if (line_len && data[line_len - 1] == '\r')
-		line_len--;
-	const char *sp1 = memchr(data, ' ', line_len);
-	if (!sp1)
-		return HTTPD_REQ_BAD;
-	const char *target = sp1 + 1;
-	const char *sp2 =
-	    memchr(target, ' ', line_len - (size_t)(target - data));
-	if (!sp2 || sp2 == target)
-		return HTTPD_REQ_BAD;
-	const char *version = sp2 + 1;
-	size_t vlen = line_len - (size_t)(version - data);
-	if (vlen != 8 || memcmp(version, "HTTP/1.", 7) != 0 ||
-	    (version[7] != '0' && version[7] != '1'))
-		return HTTPD_REQ_BAD;
-	for (const char *p = target; p < sp2; p++)
-		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
-			return HTTPD_REQ_BAD;
-	if (*target != '/')
-		return HTTPD_REQ_BAD;
-	size_t mlen = (size_t)(sp1 - data);
-	if (mlen == 3 && memcmp(data, "GET", 3) == 0)
-		*head_only = 0;
-	else if (mlen == 4 && memcmp(data, "HEAD", 4) == 0)
-		*head_only = 1;
-	else
-		return HTTPD_REQ_METHOD;
-	const char *q = memchr(target, '?', (size_t)(sp2 - target));
-	size_t plen = (size_t)((q ? q : sp2) - target);
-	if (plen >= cap)
-		return HTTPD_REQ_TOO_LONG;
-	memcpy(path, target, plen);
-	path[plen] = '\0';
-	return HTTPD_REQ_OK;
+	if (!r)
+		return MHD_NO;
+	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type) ==
+		MHD_YES &&
+	    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL,
+				    "no-store") == MHD_YES &&
+	    /* One request per connection: probes open one each anyway,
+	     * and a kept-alive idle connection would hold a thread. */
+	    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close") ==
+		MHD_YES &&
+	    (status != MHD_HTTP_METHOD_NOT_ALLOWED ||
+	     MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD") ==
+		 MHD_YES))
+		ret = MHD_queue_response(conn, (unsigned)status, r);
+	MHD_destroy_response(r);
+	return ret;
 }
 
-static const char *reason(int status)
+/* libmicrohttpd calls this when a request's head has arrived (and again for
+ * body data, which GET and HEAD have none of). HEAD answers drop the body
+ * themselves. */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+				  const char *url, const char *method,
+				  const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **req_cls)
 {
-	switch (status) {
-	case 200:
-		return "OK";
-	case 400:
-		return "Bad Request";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 414:
-		return "URI Too Long";
-	case 503:
-		return "Service Unavailable";
-	default:
-		return status < 400 ? "OK" : "Error";
-	}
-}
+	struct httpd *h = cls;
+	static const char not_allowed[] = "method not allowed\n";
 
-static void write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return; /* the client left; nothing to tell anyone */
-		p += w;
-		n -= (size_t)w;
-	}
-}
+	(void)version;
+	(void)upload_data;
+	(void)req_cls;
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+		return respond(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain",
+			       not_allowed, sizeof(not_allowed) - 1);
+	if (*upload_data_size)
+		return MHD_NO; /* a GET with a body: drop the connection */
 
-static void respond(int fd, int status, const char *type, const char *body,
-		    size_t len, bool head_only)
-{
-	char head[256];
-	int n = snprintf(head, sizeof(head),
-			 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-			 "Content-Length: %zu\r\nCache-Control: no-store\r\n"
-			 "Connection: close\r\n%s\r\n",
-			 status, reason(status), type, len,
-			 status == 405 ? "Allow: GET, HEAD\r\n" : "");
-	write_all(fd, head, (size_t)n);
-	if (!head_only)
-		write_all(fd, body, len);
-}
-
-static void serve_one(struct httpd *h, int fd)
-{
-	char req[MAX_REQUEST], path[MAX_PATH];
-	size_t got = 0;
-	int head_only = 0;
-	enum httpd_parse_result pr = HTTPD_REQ_INCOMPLETE;
-	struct timespec t0, now;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (pr == HTTPD_REQ_INCOMPLETE) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		long left = REQUEST_TIMEOUT_MS -
-			    (long)((now.tv_sec - t0.tv_sec) * 1000 +
-				   (now.tv_nsec - t0.tv_nsec) / 1000000);
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
-			return; /* too slow: just close */
-		ssize_t r = read(fd, req + got, sizeof(req) - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return;
-		got += (size_t)r;
-		pr = httpd_parse_request(req, got, path, sizeof(path),
-					 &head_only);
-	}
-	switch (pr) {
-	case HTTPD_REQ_OK:
-		break;
-	case HTTPD_REQ_METHOD:
-		respond(fd, 405, "text/plain", "method not allowed\n", 19,
-			false);
-		return;
-	case HTTPD_REQ_TOO_LONG:
-		respond(fd, 414, "text/plain", "path too long\n", 14, false);
-		return;
-	default:
-		respond(fd, 400, "text/plain", "bad request\n", 12, false);
-		return;
-	}
 	struct buf body;
 	const char *type = "text/plain; charset=utf-8";
 	buf_init(&body, MAX_BODY);
-	int status = h->handler(h->ctx, path, &body, &type);
-	respond(fd, status, type, body.data ? body.data : "", body.len,
-		head_only);
+	int status = h->handler(h->ctx, url, &body, &type);
+	enum MHD_Result ret =
+	    respond(conn, status, type, body.data ? body.data : "", body.len);
 	buf_release(&body);
+	return ret;
 }
 
-static void *serve(void *arg)
+/* libmicrohttpd's own complaints (a connection refused at the cap, a
+ * malformed request) are a client's doing: debug lines. */
+__attribute__((format(printf, 2, 0))) static void
+on_log(void *cls, const char *fmt, va_list ap)
 {
-	struct httpd *h = arg;
-
-	for (;;) {
-		struct pollfd p[2] = {
-		    {.fd = h->listen_fd, .events = POLLIN},
-		    {.fd = h->stop_pipe[0], .events = POLLIN}};
-		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			log_warn("metrics: poll: %s", strerror(errno));
-			return NULL;
-		}
-		if (p[1].revents)
-			return NULL;
-		if (!(p[0].revents & POLLIN))
-			continue;
-		int fd = accept4(h->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
-			continue; /* the client gave up meanwhile, or EMFILE */
-		serve_one(h, fd);
-		close(fd);
-	}
+	(void)cls;
+	if (log_enabled(LOG_DEBUG))
+		log_vmsg(LOG_DEBUG, fmt, ap);
 }
 
 int httpd_open(const char *addr, httpd_handler_fn handler, void *ctx,
@@ -296,7 +176,6 @@ int httpd_open(const char *addr, httpd_handler_fn handler, void *ctx,
 	if (!h)
 		return -ENOMEM;
 	h->listen_fd = -1;
-	h->stop_pipe[0] = h->stop_pipe[1] = -1;
 	h->handler = handler;
 	h->ctx = ctx;
 	h->listen_fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -305,8 +184,7 @@ int httpd_open(const char *addr, httpd_handler_fn handler, void *ctx,
 	    setsockopt(h->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one,
 		       sizeof(one)) != 0 ||
 	    bind(h->listen_fd, (struct sockaddr *)&ss, sslen) != 0 ||
-	    listen(h->listen_fd, 16) != 0 ||
-	    pipe2(h->stop_pipe, O_CLOEXEC) != 0) {
+	    listen(h->listen_fd, 64) != 0) {
 		err = -errno;
 		goto fail;
 	}
@@ -328,11 +206,20 @@ fail:
 
 int httpd_serve(struct httpd *h)
 {
-	if (h->running)
+	if (h->daemon)
 		return 0;
-	int err = -pthread_create(&h->thread, NULL, serve, h);
-	h->running = err == 0;
-	return err;
+	h->daemon = MHD_start_daemon(
+	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD, 0,
+	    NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET, h->listen_fd,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTPD_MAX_CONNECTIONS,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTPD_IDLE_SECONDS,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)REQUEST_HEAD_BYTES,
+	    MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK_BYTES,
+	    MHD_OPTION_EXTERNAL_LOGGER, on_log, NULL, MHD_OPTION_END);
+	if (!h->daemon)
+		return -EIO;
+	h->listen_fd = -1; /* the daemon closes it when it stops */
+	return 0;
 }
 
 int httpd_port(const struct httpd *h)
@@ -344,15 +231,9 @@ void httpd_stop(struct httpd *h)
 {
 	if (!h)
 		return;
-	if (h->running) {
-		write_all(h->stop_pipe[1], "x", 1);
-		pthread_join(h->thread, NULL);
-	}
+	if (h->daemon)
+		MHD_stop_daemon(h->daemon);
 	if (h->listen_fd >= 0)
 		close(h->listen_fd);
-	if (h->stop_pipe[0] >= 0)
-		close(h->stop_pipe[0]);
-	if (h->stop_pipe[1] >= 0)
-		close(h->stop_pipe[1]);
 	free(h);
 }

@@ -15,6 +15,7 @@ Endpoints (all JSON; README.md documents the bodies):
   POST   /control/invalidate-delta all delta tokens answer 410 from now on
   POST   /control/outage           {"down": bool, "listeners"?}: services stop / restart
   POST   /control/federated-credentials  list | add | remove | clear | issuer-unreachable
+  POST   /control/share            {"path"}: a sharing link to that item (/:f:/s/... for a folder)
   POST   /control/clients             register an app; optional site grants (Sites.Selected)
 """
 
@@ -340,6 +341,23 @@ class ControlApp:
             lst.go_down() if body.get("down", True) else lst.come_up()
         self.emu.log(f"outage: {', '.join(names)} {'down' if body.get('down', True) else 'up'}")
         return {"down": sorted(n for n, lst in self.emu.listeners.items() if lst.down)}
+
+    def post_share(self, req, body):
+        """{"path", "drive"?}: a sharing link to the item, as SharePoint's
+        "Copy link" makes it: https://HOST/:K:/s/SITE/TOKEN?e=CODE, with K
+        f for a folder, x for a workbook, u otherwise. Graph's shares
+        endpoint resolves it."""
+        d = self.emu.drive_for(body)
+        with d.lock:
+            item = d.resolve_path(d.items[d.root_id], body["path"].strip("/"))
+            if item is None:
+                raise FileNotFoundError(body["path"])
+            kind = "f" if item.is_folder else ("x" if item.name.endswith(".xlsx") else "u")
+            site = next(s for s in self.emu.sites if s.id == d.site_id)
+            token = "E" + base64.urlsafe_b64encode(random.randbytes(33)).decode()
+            link = f"{site.web_url.split('/sites/')[0].split('/teams/')[0]}/:{kind}:/s/{site.name}/{token}"
+            self.emu.shares[link] = (d.id, item.id)
+        return {"url": f"{link}?e={random.randbytes(4).hex()}"}
 
     def post_served_bytes(self, req, body):
         d = self.emu.drive_for(body)

@@ -33,6 +33,12 @@ AADSTS = {
              "Application with identifier '{client}' was not found in the directory '{tenant}'."),
     70011: ("invalid_scope", 400, "The provided value for the input parameter 'scope' is not valid. "
             "The scope {scope} is not valid."),
+    # A well-formed RESOURCE/.default whose resource is no service principal
+    # of the tenant (a gateway's host, a test endpoint).
+    500011: ("invalid_resource", 400, "The resource principal named {resource} was not found in "
+             "the tenant named {tenant}. This can happen if the application has not been "
+             "installed by the administrator of the tenant or consented to by any user in the "
+             "tenant. You might have sent your authentication request to the wrong tenant."),
     70021: ("invalid_client", 401, "No matching federated identity record found for presented "
             "assertion. Assertion Issuer: '{iss}'. Assertion Subject: '{sub}'. Assertion Audience: '{aud}'."),
     700024: ("invalid_client", 401, "Client assertion is not within its valid time range. "
@@ -217,9 +223,10 @@ class EntraApp:
         entry["client_id"] = client_id
         scopes = form.get("scope", "").split()
         resource_scopes = [s for s in scopes if s not in ("openid", "offline_access", "profile")]
-        if len(resource_scopes) != 1 or not resource_scopes[0].endswith("/.default") or \
-                resource_scopes[0][:-len("/.default")] not in self.emu.graph_audiences():
+        if len(resource_scopes) != 1 or not resource_scopes[0].endswith("/.default"):
             raise EntraError(70011, scope=form.get("scope", ""))
+        if resource_scopes[0][:-len("/.default")] not in self.emu.graph_audiences():
+            raise EntraError(500011, resource=resource_scopes[0][:-len("/.default")])
         audience = resource_scopes[0][:-len("/.default")]
         client = ent.clients.get(client_id)
         if client is None:

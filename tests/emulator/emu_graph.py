@@ -144,6 +144,9 @@ class GraphApp:
             m = re.fullmatch(pattern, rest)
             if m:
                 return route, fn, (urllib.parse.unquote(m.group(1)),)
+        m = re.fullmatch(r"/shares/([^/]+)/driveItem", rest)
+        if m:  # a sharing link, encoded as u! + base64url (PROTOCOL: shares)
+            return "shares", self.shared_item, (urllib.parse.unquote(m.group(1)),)
         m = re.fullmatch(r"/drives/([^/]+)/root/delta(?:\(token='([^']*)'\))?", rest)
         if m:
             return "delta", self.delta, (urllib.parse.unquote(m.group(1)), m.group(2))
@@ -305,6 +308,32 @@ class GraphApp:
             if inm and inm in (item.etag, item.ctag):
                 return send_bytes(req, 304, b"", {"ETag": item.etag}, None)
             send_json(req, 200, self.item_json(d, item, self._select(req)), {"ETag": item.etag})
+
+    def shared_item(self, req, share_id):
+        """GET /shares/{u!base64url(link)}/driveItem: the item a sharing link
+        made with /control/share points at; the link's query is ignored."""
+        if self.emu.site_grants.get(req.claims.get("appid")) is not None:
+            # An app confined to granted sites (Sites.Selected) may not
+            # resolve links: the shares API wants tenant-wide file access.
+            return send_error_json(req, 403, "accessDenied", "Access denied")
+        link = None
+        if share_id.startswith("u!"):
+            enc = share_id[2:]
+            try:
+                link = base64.urlsafe_b64decode(enc + "=" * (-len(enc) % 4)).decode()
+            except ValueError:
+                link = None
+        found = self.emu.shares.get(link.split("?")[0]) if link else None
+        if found is None:
+            return send_error_json(req, 404, "itemNotFound",
+                                   "The sharing link no longer exists, or you do not have "
+                                   "permission to access it.")
+        d = self.emu.drives[found[0]]
+        with d.lock:
+            item = d.items.get(found[1])
+            if item is None or item.deleted:
+                return send_error_json(req, 404, "itemNotFound", "The resource could not be found.")
+            send_json(req, 200, self.item_json(d, item, self._select(req)))
 
     def children(self, req, d, item):
         if not item.is_folder:

@@ -134,6 +134,7 @@ class Emulator:
 
         self.drives = {}
         self.sites = []
+        self.shares = {}  # sharing link (without its query) -> (drive id, item id)
         self.site_grants = {}  # client_id -> set of site paths (Sites.Selected)
         dataset_dir = self._build_sites(args)
         if self.nginx is not None:

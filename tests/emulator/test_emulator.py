@@ -99,6 +99,27 @@ class TokenEndpoint(EmulatorCase):
         r = self.post(self.token_url(tenant="11111111-1111-1111-1111-111111111111"), self.workload_form())
         self.assert_aadsts(r, 90002, 400)
 
+    def test_sharing_links_resolve_through_shares(self):
+        url = self.emu.call("POST", "share", {"path": "reports"})["url"]
+        self.assertRegex(url, r"^https://contoso\.sharepoint\.com/:f:/s/Finance/E[\w-]+=*\?e=")
+        enc = "u!" + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
+        r = self.graph(f"/shares/{enc}/driveItem")
+        self.assertEqual(r.status, 200, r.body)
+        item = r.json()
+        self.assertEqual(item["name"], "reports")
+        self.assertIn("folder", item)
+        self.assertEqual(item["parentReference"]["driveId"], self.emu["drive_id"])
+        xlsx = self.emu.call("POST", "share", {"path": "reports/summary.xlsx"})["url"]
+        self.assertIn("/:x:/s/Finance/", xlsx)
+        gone = "u!" + base64.urlsafe_b64encode(b"https://contoso.sharepoint.com/:f:/s/F/Enope").decode()
+        r = self.graph(f"/shares/{gone.rstrip('=')}/driveItem")
+        self.assertEqual(r.status, 404)
+
+    def test_unknown_resource_500011(self):
+        r = self.post(self.token_url(), self.workload_form(scope="https://apim.contoso.net/.default"))
+        self.assert_aadsts(r, 500011, 400, "invalid_resource")
+        self.assertIn("https://apim.contoso.net", r.json()["error_description"])
+
     def test_key_not_in_jwks_700027(self):
         other = emu_crypto.RsaKey.generate(os.path.join(self.tmp, "rogue.key"))
         r = self.post(self.token_url(), self.workload_form(self.sa_token(key=other)))

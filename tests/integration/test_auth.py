@@ -202,6 +202,33 @@ class Auth(EmulatorCase):
         self.check_fails(["AADSTS90002", "AZURE_TENANT_ID"],
                          env=self.webhook_env(AZURE_TENANT_ID="11111111-2222-3333-4444-555555555555"))
 
+    def test_scope_for_a_gateway(self):
+        """Graph reached under another host name (a gateway such as API
+        Management in front of it): the scope derived from that host is no
+        resource Entra knows (AADSTS500011, explained); -o scope names the
+        real one, and --check says where the scope came from."""
+        port = self.emu["graph_url"].split(":")[2].split("/")[0]
+        gateway = f"https://localhost:{port}/v1.0"
+        r = subprocess.run([SPFS, "--check", "https://contoso.sharepoint.com/sites/Finance",
+                            "-o", f"graph_url={gateway},cafile={self.ca}"],
+                           env=self.webhook_env(), capture_output=True, text=True, timeout=90)
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertIn(f"scope     https://localhost:{port}/.default (derived from -o graph_url",
+                      r.stdout)
+        self.assertIn("AADSTS500011", r.stdout)
+        self.assertIn("set -o scope=https://graph.microsoft.com/.default", r.stdout)
+        r = subprocess.run([SPFS, "--check", "https://contoso.sharepoint.com/sites/Finance",
+                            "-o", f"graph_url={gateway},cafile={self.ca},"
+                            "scope=https://graph.microsoft.com/.default"],
+                           env=self.webhook_env(), capture_output=True, text=True, timeout=90)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("scope     https://graph.microsoft.com/.default (-o scope)", r.stdout)
+        self.assertIn("root listing:", r.stdout)
+        r = subprocess.run([SPFS, "--check", "-o", "scope=https://graph.microsoft.com"],
+                           env=self.webhook_env(), capture_output=True, text=True, timeout=90)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("expected RESOURCE/.default", r.stderr)
+
     def test_missing_environment(self):
         self.check_fails(["AZURE_FEDERATED_TOKEN_FILE", 'azure.workload.identity/use: "true"'],
                          env=self.webhook_env(AZURE_FEDERATED_TOKEN_FILE=None), opts="auth=workload")
@@ -271,6 +298,39 @@ class Auth(EmulatorCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("never accepted on the command line", r.stderr)
         self.assertNotIn("hunter2", r.stderr)
+
+    def test_fixed_token_file_is_tried_at_once(self):
+        """A token file that Entra refuses, then fixed while mounted: the
+        next listing uses the new file at once, not after the backoff."""
+        sys.path.insert(0, HERE)
+        from mount_helpers import Mount  # noqa: E402
+        token = self.sa_file("fixable-token")
+        cache = os.path.join(self.tmp, "cache-fixable")
+        mnt = os.path.join(self.tmp, "mnt-fixable")
+        env = {"AZURE_FEDERATED_TOKEN_FILE": token}
+        # A first mount remembers the library, so the next one mounts from
+        # the cache whatever Entra says.
+        m = Mount(self.emu, mnt, cache, env=env, opts="poll_interval=0")
+        os.listdir(mnt)
+        m.stop()
+        self.sa_file("fixable-token", sa="someone-else")  # no federated credential
+        m = Mount(self.emu, mnt, cache, env=env, opts="poll_interval=0")
+        try:
+            before = len(self.fed_requests())
+            # Listings of a folder never listed fail while Entra refuses;
+            # each refusal lengthens the backoff (1, 2, then 4 s).
+            deadline = time.time() + 30
+            while len(self.fed_requests()) < before + 3 and time.time() < deadline:
+                with self.assertRaises(PermissionError):
+                    os.listdir(os.path.join(mnt, "reports"))
+                time.sleep(0.05)
+            self.assertEqual(len(self.fed_requests()), before + 3)
+            # Fixed now; the backoff still has at least 3.2 s to run.
+            self.sa_file("fixable-token")
+            self.assertIn("summary.xlsx", os.listdir(os.path.join(mnt, "reports")))
+            self.assertIn("changed since the last failure", m.read_log())
+        finally:
+            m.stop()
 
 
 if __name__ == "__main__":

@@ -20,12 +20,23 @@ for p in $pkgs; do
 		fail=1
 	}
 done
-# Everything apt brings along with them (debian:12-slim has libc6).
-closure=$(apt-cache depends --recurse --no-recommends --no-suggests \
-	--no-conflicts --no-breaks --no-replaces --no-enhances $pkgs 2>/dev/null |
-	sed -n 's/^\([a-z0-9][^ <:]*\).*/\1/p; s/^ *\(Pre\)\{0,1\}Depends: \([^ <:]*\).*/\2/p' |
-	sort -u)
-closure="$closure libc6"
+# depends_closure PACKAGE...: the packages and everything apt brings along.
+depends_closure() {
+	apt-cache depends --recurse --no-recommends --no-suggests \
+		--no-conflicts --no-breaks --no-replaces --no-enhances "$@" 2>/dev/null |
+		sed -n 's/^\([a-z0-9][^ <:]*\).*/\1/p; s/^ *\(Pre\)\{0,1\}Depends: \([^ <:]*\).*/\2/p' |
+		sort -u
+}
+# debian:12-slim has libc6.
+closure="$(depends_closure $pkgs) libc6"
+# A listed package that another listed one already brings is noise.
+for p in $pkgs; do
+	others=$(echo "$pkgs" | tr ' ' '\n' | grep -vx "$p")
+	if depends_closure $others | grep -qx "$p"; then
+		echo "not ok - $p is redundant: another runtime package depends on it"
+		fail=1
+	fi
+done
 # A sanitizer build (scripts/test's build/asan) links the sanitizer
 # runtimes, which an image never ships: not counted.
 if ldd "$spfs" | grep -q 'libasan\|libubsan'; then
@@ -55,6 +66,29 @@ done
 }
 [ "$fail" = 0 ] && echo "ok - the runtime stage covers the $n libraries of ldd $(for b in $bins; do basename "$b"; done | tr '\n' ' ')"
 
+# .dockerignore mirrors .gitignore: a line "/x" or "x/y" there is "x" or
+# "x/y" here, a bare name "x" is "**/x", a trailing "/" is dropped.
+missing=$(sed -e '/^#/d' -e '/^$/d' "$src/.gitignore" | while read -r pat; do
+	neg=
+	case "$pat" in "!"*) neg="!" pat=${pat#!} ;; esac
+	pat=${pat%/}
+	case "$pat" in
+	/*) want=${pat#/} ;;
+	*/*) want=$pat ;;
+	*) want="**/$pat" ;;
+	esac
+	grep -qxF -- "$neg$want" "$src/.dockerignore" || echo "$neg$want"
+done)
+if [ -n "$missing" ]; then
+	echo "not ok - .dockerignore lacks what .gitignore ignores:" "$(echo "$missing" | tr '\n' ' ')"
+	fail=1
+elif ! grep -qx '.git' "$src/.dockerignore"; then
+	echo "not ok - .dockerignore does not keep .git out of the build context"
+	fail=1
+else
+	echo "ok - .dockerignore mirrors .gitignore and leaves .git out"
+fi
+
 grep -q '^ENTRYPOINT \["tini", "--", "spfs"\]' "$df" &&
 	echo "ok - tini is PID 1 in front of spfs" || {
 	echo "not ok - ENTRYPOINT is not tini -- spfs"
@@ -63,9 +97,9 @@ grep -q '^ENTRYPOINT \["tini", "--", "spfs"\]' "$df" &&
 
 # Every -o key the manifests use is one spfs documents.
 help=$("$spfs" --help)
-opts=$(sed -n 's/^ *SPFS_OPTIONS: "\(.*\)"/\1/p' "$src/k8s/base/configmap.yaml")
+opts=$(sed -n 's/^SPFS_OPTIONS=//p' "$src/k8s/base/settings.env")
 [ -n "$opts" ] || {
-	echo "not ok - no SPFS_OPTIONS in k8s/base/configmap.yaml"
+	echo "not ok - no SPFS_OPTIONS in k8s/base/settings.env"
 	exit 1
 }
 for kv in $(echo "$opts" | tr ',' ' '); do
@@ -73,7 +107,7 @@ for kv in $(echo "$opts" | tr ',' ' '); do
 	if echo "$help" | grep -Eq "^ +$key(=|[ ,]|\$)"; then
 		:
 	else
-		echo "not ok - option $key (k8s/base/configmap.yaml) is not in spfs --help"
+		echo "not ok - option $key (k8s/base/settings.env) is not in spfs --help"
 		fail=1
 	fi
 done

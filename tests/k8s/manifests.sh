@@ -35,6 +35,13 @@ for overlay in sidecar node; do
 		fail=1
 		continue
 	}
+	# kustomize warns on stderr of what it will stop supporting (bases:,
+	# commonLabels, ...): the manifests must render without warnings.
+	if [ -s "$work/$overlay.err" ]; then
+		sed 's/^/  /' "$work/$overlay.err"
+		echo "not ok - kubectl kustomize k8s/overlays/$overlay warns"
+		fail=1
+	fi
 	if node "$work/validate.mjs" --policy "$out"; then
 		echo "ok - $overlay overlay renders and validates"
 	else
@@ -86,6 +93,20 @@ expect_invalid enum 's/mountPropagation: Bidirectional/mountPropagation: Bidirec
 expect_invalid label 's|azure.workload.identity/use: "true"|azure.workload.identity/use: "false"|'
 expect_invalid writable 's/readOnly: true/readOnly: false/'
 expect_invalid kind 's/^kind: Deployment/kind: Deploymnet/'
+expect_invalid skip-containers 's|skip-containers: app|skip-containers: spfs|'
+expect_invalid api-token 's/automountServiceAccountToken: false/automountServiceAccountToken: true/'
+expect_invalid probe-timeout '0,/timeoutSeconds: 5/{/timeoutSeconds: 5/d}'
+expect_invalid startup-probe 's|path: /mounted|path: /ready|'
+expect_invalid mount-on-root 's|/mnt/sharepoint/library|/mnt/sharepoint|'
+expect_invalid mountpoint-mode 's/chmod 000/chmod 755/'
+expect_invalid app-sigterm "s/trap 'exit 0' TERM/: no trap/"
+expect_invalid ephemeral-storage '/ephemeral-storage:/d'
+expect_invalid image-tag 's|image: spfs:0.1.0|image: spfs|'
+expect_invalid namespace '/namespace: spfs/d'
+expect_invalid node-priority '/priorityClassName:/d' node
+expect_invalid node-update 's/type: OnDelete/type: RollingUpdate/' node
+expect_invalid node-qos '0,/cpu: 250m/{s/cpu: 250m/cpu: 200m/}' node
+expect_invalid node-mount-on-root 's|/var/lib/spfs/finance/library|/var/lib/spfs/finance|' node
 expect_invalid csi-republish 's/requiresRepublish: true/requiresRepublish: false/' csi --csi
 expect_invalid csi-audience 's|audience: api://AzureADTokenExchange|audience: api://other|' csi --csi
 expect_invalid csi-rollout 's/type: OnDelete/type: RollingUpdate/' csi --csi

@@ -102,18 +102,62 @@ function podPolicy(obj, all, where) {
         check(all.find((o) => o.kind === "ConfigMap" && o.metadata.name === ref.configMapRef.name),
           where, `config map ${ref.configMapRef.name} is not in the manifests`);
     check(spfs.securityContext?.privileged === true, where, "spfs must be privileged (FUSE, Bidirectional)");
-    check(spfs.startupProbe?.httpGet?.path === "/ready", where, "spfs needs a startup probe on /ready");
+    check(spfs.startupProbe?.httpGet?.path === "/mounted", where, "spfs needs a startup probe on /mounted");
+    check(spfs.readinessProbe?.httpGet?.path === "/ready", where, "spfs needs a readiness probe on /ready");
+    check(spfs.livenessProbe?.httpGet?.path === "/healthz", where, "spfs needs a liveness probe on /healthz");
     check(spfs.lifecycle?.preStop?.exec?.command?.[0] === "fusermount3", where, "spfs needs a preStop unmount");
     check(spfs.resources?.limits?.memory && spfs.resources?.requests?.memory, where, "spfs needs memory requests and limits");
+    check(/(:[^/]+|@sha256:[0-9a-f]{64})$/.test(spfs.image || ""), where,
+      `spfs's image "${spfs.image}" has no tag or digest (the kustomization's images: entry)`);
+    // The webhook injects the Entra token into every container it is not
+    // told to skip: only spfs may have it.
+    const skip = (tpl.metadata.annotations?.["azure.workload.identity/skip-containers"] || "").split(";");
+    for (const c of containers)
+      if (c.name !== "spfs")
+        check(skip.includes(c.name), where,
+          `container ${c.name} is not in azure.workload.identity/skip-containers: it would get spfs's token`);
     const bidi = (spfs.volumeMounts || []).filter((m) => m.mountPropagation === "Bidirectional");
     check(bidi.length === 1, where, "spfs needs exactly one Bidirectional mount");
+    // Mounted one level below the volume's root (the root stays a plain
+    // directory after a crash), on a mode-000 bare mountpoint.
+    const target = spfs.lifecycle?.preStop?.exec?.command?.slice(-1)[0] || "";
+    const root = (bidi[0]?.mountPath || "").replace(/\/+$/, "");
+    const script = [...(spfs.command || []), ...(spfs.args || [])].join(" ");
+    check(root && target.startsWith(root + "/") && !target.slice(root.length + 1).includes("/"), where,
+      `spfs must mount one level below its volume's root ${root}, not on ${target}`);
+    check(script.includes(`mnt=${target}`) && /chmod 000 "\$mnt"/.test(script) && /spfs -f [^\n]*"\$mnt"/.test(script),
+      where, `spfs's command must chmod 000 and mount ${target}`);
+    for (const m of spfs.volumeMounts || []) {
+      const v = volumes.get(m.name);
+      if (v?.emptyDir && m.name.includes("cache"))
+        check(spfs.resources?.requests?.["ephemeral-storage"], where,
+          "spfs needs an ephemeral-storage request for its emptyDir cache");
+    }
     if (obj.kind === "Deployment") {
       const init = (spec.initContainers || []).find((c) => c.name === "spfs");
       check(init?.restartPolicy === "Always", where, "the sidecar must be a native sidecar (restartPolicy: Always)");
     }
+    if (obj.kind === "DaemonSet") {
+      check(spec.priorityClassName === "system-node-critical", where,
+        "the node DaemonSet needs priorityClassName: system-node-critical");
+      check(obj.spec.updateStrategy?.type === "OnDelete", where,
+        "the node DaemonSet needs updateStrategy OnDelete (an update unmounts every consumer)");
+      for (const r of ["cpu", "memory"])
+        check(spfs.resources?.requests?.[r] && spfs.resources?.requests?.[r] === spfs.resources?.limits?.[r], where,
+          `the node DaemonSet's spfs needs ${r} requests equal to limits`);
+    }
   }
+  check(spec.automountServiceAccountToken === false, where, "automountServiceAccountToken must be false");
+  for (const c of containers)
+    for (const p of ["startupProbe", "readinessProbe", "livenessProbe"])
+      if (c[p]) check(c[p].timeoutSeconds > 0, where, `${c.name}'s ${p} needs timeoutSeconds`);
   for (const c of containers) {
     if (c.name === "spfs") continue;
+    // sh as PID 1 ignores SIGTERM: without a trap the pod waits out its
+    // grace period and the sidecar gets the kubelet's 2 s minimum.
+    const cmd = [...(c.command || []), ...(c.args || [])];
+    if (cmd[0] === "sh" || cmd[0] === "/bin/sh")
+      check(/trap [^\n]*TERM/.test(cmd.join(" ")), where, `${c.name} runs sh as PID 1 without trapping TERM`);
     check(!c.securityContext?.privileged, where, `${c.name} must not be privileged`);
     check(c.securityContext?.allowPrivilegeEscalation === false, where, `${c.name} must not escalate privileges`);
     for (const m of c.volumeMounts || []) {
@@ -312,7 +356,10 @@ for (const f of files) {
     if (obj) docs.push({ obj, where: `${f}: ${obj.kind}/${obj.metadata?.name}` });
   }
 }
+const clusterScoped = new Set(["Namespace", "PriorityClass", "ClusterRole", "ClusterRoleBinding", "CSIDriver"]);
 for (const { obj, where } of docs) {
+  if (policy && !clusterScoped.has(obj.kind))
+    check(obj.metadata?.namespace, where, "no namespace (the kustomization's namespace:)");
   await schema(obj, where);
   await strict(obj, clientType(obj.apiVersion, obj.kind), where);
   if (policy && (obj.kind === "Deployment" || obj.kind === "DaemonSet"))

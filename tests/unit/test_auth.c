@@ -182,6 +182,52 @@ static void test_explicit_kind_and_overrides(void **state)
 	buf_release(&msg);
 }
 
+/* The token scope: as given (RESOURCE/.default only), or derived from
+ * graph_url, and --check can say which. */
+static void test_scope(void **state)
+{
+	struct auth_config cfg;
+	struct buf msg;
+
+	(void)state;
+	buf_init(&msg, 4096);
+	auth_config_init(&cfg);
+	assert_int_equal(resolve(&cfg, aks_env, &msg), 0);
+	assert_string_equal(cfg.scope, "https://graph.microsoft.com/.default");
+	assert_non_null(strstr(cfg.scope_from, "default"));
+	auth_config_release(&cfg);
+
+	auth_config_init(&cfg);
+	cfg.graph_url = strdup("https://apim.contoso.net:8443/graph/v1.0");
+	assert_int_equal(resolve(&cfg, aks_env, &msg), 0);
+	assert_string_equal(cfg.scope,
+			    "https://apim.contoso.net:8443/.default");
+	assert_non_null(strstr(cfg.scope_from, "derived from -o graph_url"));
+	auth_config_release(&cfg);
+
+	auth_config_init(&cfg);
+	cfg.graph_url = strdup("https://apim.contoso.net/graph/v1.0");
+	cfg.scope = strdup("https://graph.microsoft.com/.default");
+	assert_int_equal(resolve(&cfg, aks_env, &msg), 0);
+	assert_string_equal(cfg.scope, "https://graph.microsoft.com/.default");
+	assert_string_equal(cfg.scope_from, "-o scope");
+	auth_config_release(&cfg);
+
+	const char *const bad[] = {"https://graph.microsoft.com",
+				   "https://graph.microsoft.com/.default x",
+				   "/.default", "Sites.Read.All"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		auth_config_init(&cfg);
+		cfg.scope = strdup(bad[i]);
+		buf_reset(&msg);
+		assert_int_equal(resolve(&cfg, aks_env, &msg), -EINVAL);
+		assert_non_null(
+		    strstr(buf_str(&msg), "expected RESOURCE/.default"));
+		auth_config_release(&cfg);
+	}
+	buf_release(&msg);
+}
+
 static void test_missing_variables_are_named(void **state)
 {
 	const char *const no_client[] = {
@@ -284,7 +330,13 @@ struct fake {
 	int fail_with;	    /* 0, -EAGAIN or -EACCES */
 	unsigned delay_ms;  /* time a fetch takes */
 	atomic_int serial;
+	atomic_bool input_changed; /* what changed() answers */
 };
+
+static bool fake_changed(struct credential *c)
+{
+	return atomic_load(&((struct fake *)c)->input_changed);
+}
 
 static int fake_fetch(struct credential *c, struct token_grant *g,
 		      struct buf *msg)
@@ -320,6 +372,7 @@ static struct auth *make_auth(struct fake *f)
 	f->base.name = "fake";
 	f->base.fetch = fake_fetch;
 	f->base.free = fake_free;
+	f->base.changed = fake_changed;
 	struct auth *a = auth_new_with_credential(&cfg, &f->base, &err);
 	assert_non_null(a);
 	auth_config_release(&cfg);
@@ -451,6 +504,14 @@ static void test_failures_back_off(void **state)
 		assert_int_equal(auth_token(a, &t), -EACCES);
 	assert_int_equal(atomic_load(&f.calls), 1);
 
+	/* The input was fixed (a new token file): tried at once, backoff or
+	 * not, and the new token is served. */
+	f.fail_with = 0;
+	atomic_store(&f.input_changed, true);
+	assert_int_equal(auth_token(a, &t), 0);
+	assert_int_equal(atomic_load(&f.calls), 2);
+	assert_string_equal(t.data, "token-0");
+
 	/* Transient failures are retried a few times when cold. */
 	struct fake g = {.lifetime = 3600, .fail_with = -EAGAIN};
 	struct auth *b = make_auth(&g);
@@ -469,6 +530,7 @@ int main(void)
 	    cmocka_unit_test(test_auto_picks_workload_on_aks),
 	    cmocka_unit_test(test_auto_order),
 	    cmocka_unit_test(test_explicit_kind_and_overrides),
+	    cmocka_unit_test(test_scope),
 	    cmocka_unit_test(test_missing_variables_are_named),
 	    cmocka_unit_test(test_http_refused_unless_allowed),
 	    cmocka_unit_test(test_tenant_validated),

@@ -36,6 +36,7 @@ static const struct entra_error_context wi = {
     .sa_subject = "system:serviceaccount:data:reader",
     .sa_exp = 1700000000,
     .now = 1700000600,
+    .scope = "https://apim.contoso.net/.default",
 };
 
 static struct buf msg;
@@ -315,6 +316,12 @@ static void test_message_other_codes(void **state)
 		    "valid.\\r\\nTrace ID: q\"}");
 	EXPECT(m, "invalid scope", "-o graph_url",
 	       "https://graph.example/.default", "(AADSTS70011)");
+	m = message("{\"error\":\"invalid_resource\",\"error_codes\":"
+		    "[500011]}");
+	EXPECT(m, "https://apim.contoso.net/.default",
+	       "contoso.onmicrosoft.com", "gateway",
+	       "-o scope=https://graph.microsoft.com/.default",
+	       "(AADSTS500011)");
 	m = message("{\"error\":\"invalid_request\",\"error_codes\":[90002]}");
 	EXPECT(m, "tenant contoso.onmicrosoft.com was not found",
 	       "AZURE_TENANT_ID", "(AADSTS90002)");
@@ -392,7 +399,7 @@ static void test_no_secrets_echoed(void **state)
 {
 	static const long codes[] = {70021,  700211, 700213, 700016,
 				     700024, 90061,  700027, 7000215,
-				     70011,  90002,  12345};
+				     70011,  500011, 90002,  12345};
 	/* Secrets, and one harmless field, that no message needs. */
 	static const char *const secrets[] = {
 	    "hunter2",

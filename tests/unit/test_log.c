@@ -137,6 +137,20 @@ static void test_long_message_truncated(void **state)
 	assert_true(strlen(out) < 4200);
 }
 
+static void emit_detached(void)
+{
+	/* A sink set with log_set_fd (-o log_file) is kept on detaching. */
+	log_detach();
+	log_info("after detaching");
+}
+
+static void test_detach_keeps_a_file_sink(void **state)
+{
+	(void)state;
+	char *out = capture_text_at(LOG_INFO, emit_detached);
+	assert_non_null(strstr(out, "info: after detaching\n"));
+}
+
 static void test_parse(void **state)
 {
 	enum log_level l;
@@ -160,6 +174,7 @@ int main(void)
 	    cmocka_unit_test(test_demoted_warnings),
 	    cmocka_unit_test(test_json_escapes_and_one_line),
 	    cmocka_unit_test(test_long_message_truncated),
+	    cmocka_unit_test(test_detach_keeps_a_file_sink),
 	    cmocka_unit_test(test_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
