@@ -32,17 +32,15 @@
 #define URL_TTL		 (50 * 60.0)  /* SharePoint's URLs live about 1 h */
 #define CHUNK_DONE_ERROR (-ECANCELED) /* sink: "have what I need" */
 
-static void sleep_until(double s, double deadline)
+/* Sleeps s seconds, or until the deadline if sooner: 0, or -ESHUTDOWN
+ * when the daemon is stopping (the sleep ends early then). */
+static int sleep_until(struct reader *r, double s, double deadline)
 {
 	double left = deadline - reader_now();
 
 	if (s > left)
 		s = left;
-	if (s <= 0)
-		return;
-	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
+	return s > 0 ? graph_sleep(r->g, s) : 0;
 }
 
 static double backoff(int attempt)
@@ -327,9 +325,10 @@ int fetch_chunk(struct reader *r, struct rfile *f, uint64_t idx,
 		err = current_url(r, f, &url);
 		if (err) {
 			free(url);
-			if (err == -ESTALE || err == -ENOENT || err == -EACCES)
+			if (err == -ESTALE || err == -ENOENT ||
+			    err == -EACCES || err == -ESHUTDOWN ||
+			    sleep_until(r, backoff(attempt), deadline))
 				break;
-			sleep_until(backoff(attempt), deadline);
 			continue;
 		}
 		uint64_t off = s.pos, len = s.cend - s.pos;
@@ -414,7 +413,8 @@ int fetch_chunk(struct reader *r, struct rfile *f, uint64_t idx,
 			continue; /* graph_download closed the gate */
 		if (!err && resp.status >= 500) {
 			err = -EIO;
-			sleep_until(backoff(attempt), deadline);
+			if (sleep_until(r, backoff(attempt), deadline))
+				break;
 			continue;
 		}
 		if (!err) {
@@ -428,10 +428,11 @@ int fetch_chunk(struct reader *r, struct rfile *f, uint64_t idx,
 				  "resuming at %llu",
 				  f->item_id, resp.error,
 				  (unsigned long long)s.pos);
-			sleep_until(backoff(attempt) / 2, deadline);
+			if (sleep_until(r, backoff(attempt) / 2, deadline))
+				break;
 			continue;
 		}
-		break;
+		break; /* -ESHUTDOWN among them: the daemon stops */
 	}
 	http_response_release(&resp);
 	if (err) {
