@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include "auth/credential.h"
+#include "base/json_cost.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -74,6 +75,10 @@ int token_response_parse(const char *body, size_t len, long long now,
 
 	if (!tok)
 		return -ENOMEM;
+	if (len > INT32_MAX || json_cost(body, len) > AUTH_JSON_COST_MAX)
+		goto out;
+	/* Strict, as json_cost() reads it (no comments or single quotes). */
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	obj = json_tokener_parse_ex(tok, body, (int)len);
 	if (!obj || !json_object_is_type(obj, json_type_object))
 		goto out;
