@@ -56,6 +56,8 @@ struct http_request {
 	long timeout_ms; /* whole request; 0 = none (the stall timeout applies)
 			  */
 	int allow_http;	 /* this request may use http:// (IMDS is plain HTTP) */
+	int no_proxy;	 /* never through a proxy, whatever the environment
+			    says (IMDS: the link-local service, plain HTTP) */
 };
 
 struct http_response {
@@ -93,5 +95,14 @@ int http_perform(struct http *h, const struct http_request *req,
 
 /* True for errors worth retrying (connection-level, not TLS or usage). */
 int http_error_is_transient(int err);
+
+/*
+ * The origin of an absolute http(s) URL as libcurl would connect to it:
+ * "scheme://host:port", scheme and host in lower case, the port always
+ * given. Parsed by libcurl's own URL parser, so the answer is where a
+ * request would go. malloc'd, or NULL for a URL libcurl cannot parse, one
+ * with userinfo ("user@"), or no memory.
+ */
+char *http_url_origin(const char *url);
 
 #endif
