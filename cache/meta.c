@@ -338,8 +338,8 @@ int meta_children_after(struct meta *m, uint64_t parent_ino, const char *after,
 	pthread_mutex_lock(&m->lock);
 	sqlite3_stmt *st = cache_sqlite_prepare(
 	    m->db, "metadata store",
-	    "SELECT " ITEM_COLUMNS " FROM items WHERE parent_ino=?1 AND (?2 IS "
-				   "NULL OR name>?2)" NEWEST_OF_NAME
+	    "SELECT " ITEM_COLUMNS " FROM items"
+	    " WHERE parent_ino=?1 AND (?2 IS NULL OR name>?2)" NEWEST_OF_NAME
 	    " ORDER BY name LIMIT ?3",
 	    &err);
 	if (st) {
