@@ -9,7 +9,8 @@
  * listing stale, so folders are re-read lazily.
  *
  * A round is applied page by page (one transaction each), so its memory is
- * one page. An item whose new folder is itself or below it would close a
+ * one page; one past the walk's item bound starts over from now, as a 410
+ * does. An item whose new folder is itself or below it would close a
  * parent loop: it waits for the end of the round (another item may move
  * the rest out of the way) and is refused if it still would.
  */
@@ -332,11 +333,14 @@ static int delta_once(struct fs *fs)
 		resyncing = true;
 	}
 	err = delta_round(&d, link, &next, &resync);
-	if (err == -ESTALE) {
-		/* 410: our token is gone. Re-enumerate from now on, and relist
-		 * folders lazily; readers keep the cached tree meanwhile. */
-		log_warn("delta: resync required; re-reading folders as they "
-			 "are used");
+	if (err == -ESTALE || (err == -EFBIG && link)) {
+		/* 410: our token is gone; or more changes than a round may
+		 * hold (a bulk import): this link would fail every poll.
+		 * Re-enumerate from now on, and relist folders lazily; readers
+		 * keep the cached tree meanwhile. */
+		log_warn("delta: %s; re-reading folders as they are used",
+			 err == -ESTALE ? "resync required"
+					: "too many changes for one round");
 		round_release(&d);
 		free(next);
 		free(resync);

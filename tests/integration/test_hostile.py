@@ -9,8 +9,8 @@ each test checks what spfs does with it instead of what it used to do.
 - A parent chain that loops (in a listing, in delta, or planted in the
   store) is refused or ends; stat answers and SIGTERM still stops spfs.
 - Pages huge in bytes or in parse memory, and endless chains of full
-  pages, fail their listing while peak RSS stays under the pod's 256 MiB,
-  and other folders list meanwhile.
+  pages, fail their listing (a delta round starts over) while peak RSS
+  stays under the pod's 256 MiB, and other folders list meanwhile.
 - Token answers with a null token_type or a lifetime of 2^63-1 neither
   crash nor loop; IMDS never goes through a proxy.
 - Names: a child claiming to be the root is skipped, duplicates show once
@@ -281,6 +281,21 @@ class Memory(HostileCase):
         self.assertIn("more than 100000 items", m.read_log())
         self.assert_rss(m, "an endless chain of 1,000-item pages")
         self.assertEqual(self.listdir(m, "many"), self.expected("many"))
+
+    def test_endless_delta_round_starts_over(self):
+        m = self.mount(cache="cache-endless-delta", opts="poll_interval=1,read_timeout=120")
+        os.listdir(m.mountpoint)
+        # 101 pages of 1,000 new files in the root: one past the bound.
+        self.emu.fault(route="delta", kind="hostile", what="endless_full", count=101)
+        self.assert_or_kill(m, wait_until(lambda: "too many changes for one round"
+                                          in m.read_log(), 600), "the round never ended")
+        self.assert_rss(m, "an endless delta round")
+        # Started over from now: the root is listed again, without the
+        # strangers, and a change arrives.
+        self.mutate("create", "after-endless.csv", text="e\n")
+        self.assertTrue(wait_until(lambda: os.path.exists(
+            os.path.join(m.mountpoint, "after-endless.csv")), 60))
+        self.assertFalse(any(n.startswith("endless-") for n in os.listdir(m.mountpoint)))
 
     def test_huge_delta_page(self):
         m = self.mount(cache="cache-huge-delta", opts="poll_interval=1")
