@@ -7,6 +7,14 @@
  *
  * Lock order: m->lock, then sqlite's own. Never held across network I/O
  * (callers fetch first, store after).
+ *
+ * The tree is what the service says, and the service may lie: every walk
+ * over parent links is a recursive query with UNION, which visits each
+ * inode at most once, so a parent cycle (planted, or from an older
+ * version) ends the walk instead of running it forever under the lock;
+ * meta_is_ancestor() lets callers refuse a move that would close one. Two
+ * children with one name are both kept; lookups and listings show the
+ * newest (then the greatest item id), so the choice is stable.
  */
 #include "config.h"
 
@@ -63,6 +71,21 @@ static const char schema[] =
     " UNIQUE(drive_id, item_id));"
     "CREATE INDEX IF NOT EXISTS items_by_parent ON items(parent_ino, name);";
 
+/* A row is shown unless a sibling of the same name is newer (or as new,
+ * with a greater item id): one entry per name, the same one every time. */
+#define NEWEST_OF_NAME                                                         \
+	" AND NOT EXISTS (SELECT 1 FROM items o WHERE"                         \
+	" o.parent_ino=items.parent_ino AND o.name=items.name AND"             \
+	" (o.mtime_s>items.mtime_s OR (o.mtime_s=items.mtime_s AND"            \
+	" (o.mtime_ns>items.mtime_ns OR (o.mtime_ns=items.mtime_ns AND"        \
+	" o.item_id>items.item_id)))))"
+
+/* Inodes seen by the listing of a folder in progress (per connection, so
+ * gone after a crash). */
+static const char listing_schema[] =
+    "CREATE TEMP TABLE IF NOT EXISTS listing_seen(folder INTEGER NOT NULL,"
+    " ino INTEGER NOT NULL, PRIMARY KEY(folder, ino)) WITHOUT ROWID;";
+
 static int kv_get_locked(struct meta *m, const char *key, char **value);
 static int kv_set_locked(struct meta *m, const char *key, const char *value);
 
@@ -92,6 +115,7 @@ struct meta *meta_open(const char *path, const char *drive_id, int *err)
 	    " PRAGMA wal_autocheckpoint=256; PRAGMA "
 	    "journal_size_limit=1048576;");
 	e = e ? e : cache_sqlite_exec(m->db, "metadata store", schema);
+	e = e ? e : cache_sqlite_exec(m->db, "metadata store", listing_schema);
 	if (e)
 		goto fail;
 
@@ -108,12 +132,8 @@ struct meta *meta_open(const char *path, const char *drive_id, int *err)
 	free(have);
 	if (e)
 		goto fail;
-	/* WAL side files are created by sqlite with the process umask. */
-	char side[4096];
-	snprintf(side, sizeof(side), "%s-wal", path);
-	chmod(side, 0600);
-	snprintf(side, sizeof(side), "%s-shm", path);
-	chmod(side, 0600);
+	/* No chmod of the side files: sqlite creates them with the database
+	 * file's mode (0600), and a chmod by name would follow a link. */
 	*err = 0;
 	return m;
 fail:
@@ -271,10 +291,11 @@ int meta_get(struct meta *m, uint64_t ino, struct meta_item *out)
 int meta_lookup(struct meta *m, uint64_t parent_ino, const char *name,
 		struct meta_item *out)
 {
-	return query_item(m,
-			  "SELECT " ITEM_COLUMNS
-			  " FROM items WHERE parent_ino=?1 AND name=?2",
-			  (sqlite3_int64)parent_ino, name, out);
+	return query_item(
+	    m,
+	    "SELECT " ITEM_COLUMNS
+	    " FROM items WHERE parent_ino=?1 AND name=?2" NEWEST_OF_NAME,
+	    (sqlite3_int64)parent_ino, name, out);
 }
 
 int meta_ino_of(struct meta *m, const char *item_id, uint64_t *ino)
@@ -317,8 +338,8 @@ int meta_children_after(struct meta *m, uint64_t parent_ino, const char *after,
 	pthread_mutex_lock(&m->lock);
 	sqlite3_stmt *st = cache_sqlite_prepare(
 	    m->db, "metadata store",
-	    "SELECT " ITEM_COLUMNS
-	    " FROM items WHERE parent_ino=?1 AND (?2 IS NULL OR name>?2)"
+	    "SELECT " ITEM_COLUMNS " FROM items"
+	    " WHERE parent_ino=?1 AND (?2 IS NULL OR name>?2)" NEWEST_OF_NAME
 	    " ORDER BY name LIMIT ?3",
 	    &err);
 	if (st) {
@@ -377,15 +398,73 @@ int meta_unlist_all(struct meta *m)
 	    0);
 }
 
+/* UNION, not UNION ALL: each inode once, so a cycle ends the walk. */
 int meta_delete_subtree(struct meta *m, uint64_t ino)
 {
 	return exec_int(
 	    m,
-	    "WITH RECURSIVE sub(i) AS (SELECT ?1 UNION ALL"
+	    "WITH RECURSIVE sub(i) AS (SELECT ?1 UNION"
 	    " SELECT items.ino FROM items JOIN sub ON items.parent_ino=sub.i"
 	    " WHERE ?2=?2)"
 	    " DELETE FROM items WHERE ino IN (SELECT i FROM sub)",
 	    (sqlite3_int64)ino, 0);
+}
+
+int meta_is_ancestor(struct meta *m, uint64_t ancestor, uint64_t ino)
+{
+	int err;
+
+	if (ancestor == ino)
+		return 1;
+	pthread_mutex_lock(&m->lock);
+	sqlite3_stmt *st = cache_sqlite_prepare(
+	    m->db, "metadata store",
+	    "WITH RECURSIVE up(i) AS (SELECT ?2 UNION"
+	    " SELECT items.parent_ino FROM items JOIN up ON items.ino=up.i)"
+	    " SELECT 1 FROM up WHERE i=?1 LIMIT 1",
+	    &err);
+	if (st) {
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)ancestor);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)ino);
+		int rc = sqlite3_step(st);
+		err = rc == SQLITE_ROW	  ? 1
+		      : rc == SQLITE_DONE ? 0
+					  : cache_sqlite_errno(rc);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return err;
+}
+
+int meta_listing_seen(struct meta *m, uint64_t folder, uint64_t ino)
+{
+	return exec_int(m,
+			"INSERT OR IGNORE INTO temp.listing_seen(folder, ino)"
+			" VALUES(?1, ?2)",
+			(sqlite3_int64)folder, (sqlite3_int64)ino);
+}
+
+int meta_listing_sweep(struct meta *m, uint64_t folder)
+{
+	/* The folder itself is never swept, even through a planted cycle. */
+	int err = exec_int(
+	    m,
+	    "WITH RECURSIVE sub(i) AS (SELECT ino FROM items"
+	    " WHERE parent_ino=?1 AND ino NOT IN"
+	    " (SELECT ino FROM temp.listing_seen WHERE folder=?1) UNION"
+	    " SELECT items.ino FROM items JOIN sub ON items.parent_ino=sub.i)"
+	    " DELETE FROM items WHERE ino IN (SELECT i FROM sub) AND ino!=?1"
+	    " AND ?2=?2",
+	    (sqlite3_int64)folder, 0);
+
+	return err ? err : meta_listing_forget(m, folder);
+}
+
+int meta_listing_forget(struct meta *m, uint64_t folder)
+{
+	return exec_int(
+	    m, "DELETE FROM temp.listing_seen WHERE folder=?1 AND ?2=?2",
+	    (sqlite3_int64)folder, 0);
 }
 
 static int kv_get_locked(struct meta *m, const char *key, char **value)

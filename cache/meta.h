@@ -47,10 +47,13 @@ int meta_batch(struct meta *m, int (*fn)(struct meta *m, void *ctx), void *ctx);
 int meta_upsert(struct meta *m, const struct meta_item *in, uint64_t *ino);
 int meta_ino_of(struct meta *m, const char *item_id, uint64_t *ino);
 int meta_get(struct meta *m, uint64_t ino, struct meta_item *out);
+/* The child named name; of several, the newest (mtime, then the greatest
+ * item id). -ENOENT. */
 int meta_lookup(struct meta *m, uint64_t parent_ino, const char *name,
 		struct meta_item *out);
-/* Calls fn for each child, by name; fn's non-zero return stops and is
- * returned. Items are borrowed for the call. */
+/* Calls fn for each child, by name, one per name (as meta_lookup picks);
+ * fn's non-zero return stops and is returned. Items are borrowed for the
+ * call. */
 int meta_children(struct meta *m, uint64_t parent_ino,
 		  int (*fn)(void *ctx, const struct meta_item *it), void *ctx);
 /* The same for the first limit children named after `after` (NULL: from
@@ -63,8 +66,25 @@ int meta_set_listed(struct meta *m, uint64_t ino, int64_t when);
 /* Marks every listed folder stale (after a resync): relisted when next
  * used, still served from the store if that fails. */
 int meta_unlist_all(struct meta *m);
-/* Deletes ino and everything below it. */
+/* Deletes ino and everything below it (each inode once: a parent cycle in
+ * the store ends the walk). */
 int meta_delete_subtree(struct meta *m, uint64_t ino);
+/* 1 when ancestor is ino or on ino's parent chain, 0 when not, -errno.
+ * Storing an item under a parent it is an ancestor of would close a cycle.
+ * Terminates on a store that already holds one. */
+int meta_is_ancestor(struct meta *m, uint64_t ancestor, uint64_t ino);
+
+/*
+ * A folder's listing stored page by page: each child stored is marked seen
+ * (meta_listing_seen, in the page's transaction); at the end,
+ * meta_listing_sweep deletes the folder's children not seen (with what is
+ * below them) and forgets the marks; a listing given up forgets them with
+ * meta_listing_forget. One listing per folder at a time (the caller's
+ * single flight); the marks live in a temporary table, never on disk.
+ */
+int meta_listing_seen(struct meta *m, uint64_t folder, uint64_t ino);
+int meta_listing_sweep(struct meta *m, uint64_t folder);
+int meta_listing_forget(struct meta *m, uint64_t folder);
 
 /* Small key/value strings (delta link, ...). *value malloc'd; -ENOENT. */
 int meta_kv_get(struct meta *m, const char *key, char **value);

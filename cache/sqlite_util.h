@@ -13,8 +13,11 @@
 int cache_sqlite_errno(int rc);
 
 /* Creates path 0600 if needed (before sqlite can create it wider), opens it
- * serialised with a busy timeout. *db is set even on failure (close it).
- * what names the store in log lines. 0 or -errno. */
+ * serialised with a busy timeout. The file and its side files (-wal, -shm,
+ * -journal) must be regular files of the effective user, never links
+ * (-EPERM, -ELOOP, logged): a link planted in the cache directory would
+ * have spfs write someone else's file. *db is set even on failure (close
+ * it). what names the store in log lines. 0 or -errno. */
 int cache_sqlite_open(const char *path, const char *what, sqlite3 **db);
 
 /* Runs SQL, logging sqlite's message on failure. 0 or -errno. */

@@ -725,15 +725,24 @@ int fuse_adapter_run(struct fs *fs, const struct fuse_adapter_config *cfg)
 			    .entry_timeout = cfg->entry_timeout,
 			    .attr_timeout = cfg->attr_timeout};
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-	char opts[4096];
+	char *opts = NULL, *fsname = NULL;
 	int err = 0;
 
 	/* fsname/subtype make /proc/mounts say "SOURCE on DIR type fuse.spfs".
-	 */
-	snprintf(opts, sizeof(opts), "ro,fsname=%s,subtype=spfs%s%s",
-		 cfg->fsname, cfg->allow_other ? ",allow_other" : "",
-		 cfg->default_permissions ? ",default_permissions" : "");
-	if (fuse_opt_add_arg(&args, "spfs") || fuse_opt_add_arg(&args, "-o") ||
+	 * SOURCE is the user's text: escaped, so a comma in it ("x,dev,suid")
+	 * stays part of the name instead of becoming mount options. nosuid
+	 * and nodev are said, not left to defaults. */
+	if (asprintf(&fsname, "fsname=%s", cfg->fsname) < 0) {
+		fsname = NULL;
+		err = -ENOMEM;
+		goto out;
+	}
+	if (fuse_opt_add_opt(&opts, "ro,nosuid,nodev,subtype=spfs") ||
+	    fuse_opt_add_opt_escaped(&opts, fsname) ||
+	    (cfg->allow_other && fuse_opt_add_opt(&opts, "allow_other")) ||
+	    (cfg->default_permissions &&
+	     fuse_opt_add_opt(&opts, "default_permissions")) ||
+	    fuse_opt_add_arg(&args, "spfs") || fuse_opt_add_arg(&args, "-o") ||
 	    fuse_opt_add_arg(&args, opts) ||
 	    (cfg->debug && fuse_opt_add_arg(&args, "-d"))) {
 		err = -ENOMEM;
@@ -808,5 +817,7 @@ out_session:
 	fuse_session_destroy(a.se);
 out:
 	fuse_opt_free_args(&args);
+	free(opts);
+	free(fsname);
 	return err;
 }

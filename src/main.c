@@ -2,7 +2,8 @@
 /*
  * spfs entry point: wiring only. Parses the command line, resolves the
  * credential from the environment, builds the layers bottom-up (http, auth,
- * graph, metadata store, fs, FUSE), runs, and tears down top-down.
+ * graph, metadata store, fs, FUSE), runs, and tears down top-down. First of
+ * all it makes the process undumpable: it holds tokens.
  */
 #include "config.h"
 
@@ -14,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <malloc.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -23,6 +26,7 @@
 #include "base/log.h"
 #include "cache/content.h"
 #include "cache/meta.h"
+#include "cachedir.h"
 #include "check.h"
 #include "fs/fs.h"
 #include "fuse/adapter.h"
@@ -37,8 +41,8 @@ static const char *real_getenv(const char *name)
 	return getenv(name);
 }
 
-/* The cache directory: -o cache_dir, else /var/cache/spfs for root, else
- * $XDG_CACHE_HOME/spfs or ~/.cache/spfs. Created 0700. malloc'd. */
+/* The cache directory's path: -o cache_dir, else /var/cache/spfs for root,
+ * else $XDG_CACHE_HOME/spfs or ~/.cache/spfs. malloc'd. */
 static char *cache_dir_for(const struct options *o)
 {
 	struct buf b;
@@ -53,20 +57,6 @@ static char *cache_dir_for(const struct options *o)
 		buf_appendf(&b, "%s/spfs", xdg);
 	else
 		buf_appendf(&b, "%s/.cache/spfs", home ? home : "/tmp");
-	/* mkdir -p, each level 0700 when we create it. */
-	for (char *p = b.data + 1; p && *p; p++) {
-		if (*p == '/') {
-			*p = '\0';
-			mkdir(b.data, 0700);
-			*p = '/';
-		}
-	}
-	if (mkdir(b.data, 0700) != 0 && errno != EEXIST) {
-		log_error("cache directory %s: %s", b.data, strerror(errno));
-		buf_release(&b);
-		return NULL;
-	}
-	chmod(b.data, 0700);
 	return buf_detach(&b, NULL);
 }
 
@@ -82,30 +72,35 @@ static void hex_name(const char *s, char out[33])
 }
 
 /* The last resolution of a SOURCE is remembered, so that a mount whose Graph
- * is down at start still mounts from its cache. */
-static int remembered(const char *dir, const char *source, int save,
-		      char **drive_id, char **root_id)
+ * is down at start still mounts from its cache. The file is opened under the
+ * checked cache directory, never through a link. */
+static int remembered(int dirfd, const char *source, int save, char **drive_id,
+		      char **root_id)
 {
-	char name[33], path[4096], a[1024], b[1024];
+	char name[48], a[1024], b[1024];
 	FILE *f;
+	int fd;
 
-	hex_name(source, name);
-	snprintf(path, sizeof(path), "%s/source-%s", dir, name);
+	hex_name(source, name + 7);
+	memcpy(name, "source-", 7);
 	if (save) {
-		int fd =
-		    open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		fd = cachedir_openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC);
 		f = fd >= 0 ? fdopen(fd, "w") : NULL;
 		if (!f) {
 			if (fd >= 0)
 				close(fd);
-			return -errno;
+			return fd < 0 ? fd : -errno;
 		}
 		fprintf(f, "%s\n%s\n", *drive_id, *root_id);
 		return fclose(f) == 0 ? 0 : -EIO;
 	}
-	f = fopen(path, "re");
-	if (!f)
+	fd = cachedir_openat(dirfd, name, O_RDONLY);
+	f = fd >= 0 ? fdopen(fd, "r") : NULL;
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
 		return -ENOENT;
+	}
 	int ok = fgets(a, sizeof(a), f) && fgets(b, sizeof(b), f);
 	fclose(f);
 	if (!ok)
@@ -189,7 +184,7 @@ static int run_mount(struct options *o)
 	struct source_resolved res;
 	struct buf msg;
 	char *dir = NULL, *drive_id = NULL, *root_id = NULL;
-	int have_src = 0, err;
+	int have_src = 0, dirfd = -1, err;
 
 	buf_init(&msg, 8192);
 	memset(&res, 0, sizeof(res));
@@ -206,7 +201,14 @@ static int run_mount(struct options *o)
 	}
 	have_src = 1;
 	dir = cache_dir_for(o);
-	http = dir ? http_new(&hc, &err) : NULL;
+	dirfd = dir ? cachedir_open(dir, &msg) : -ENOMEM;
+	if (dirfd < 0) {
+		log_error("%s", msg.len ? buf_str(&msg) : strerror(-dirfd));
+		err = dirfd;
+		goto out;
+	}
+	buf_reset(&msg);
+	http = http_new(&hc, &err);
 	auth = http ? auth_new(&o->auth, http, &err) : NULL;
 	g = auth ? graph_new(http, auth, &gc, &err) : NULL;
 	if (!g) {
@@ -218,12 +220,12 @@ static int run_mount(struct options *o)
 	if (!err) {
 		drive_id = strdup(res.drive_id);
 		root_id = strdup(res.root_id);
-		remembered(dir, o->source, 1, &drive_id, &root_id);
+		remembered(dirfd, o->source, 1, &drive_id, &root_id);
 		log_info("%s: library %s (%s)%s%s", o->source,
 			 res.drive_name ? res.drive_name : res.drive_id,
 			 res.drive_id, res.root_path[0] ? ", folder " : "",
 			 res.root_path);
-	} else if (remembered(dir, o->source, 0, &drive_id, &root_id) == 0) {
+	} else if (remembered(dirfd, o->source, 0, &drive_id, &root_id) == 0) {
 		log_warn(
 		    "%s; mounting from the cache of the last successful mount",
 		    buf_str(&msg));
@@ -341,6 +343,8 @@ out:
 	free(drive_id);
 	free(root_id);
 	free(dir);
+	if (dirfd >= 0)
+		close(dirfd);
 	buf_release(&msg);
 	return err ? 1 : 0;
 }
@@ -351,6 +355,11 @@ int main(int argc, char **argv)
 	struct buf msg;
 	int status = 2;
 
+	/* Tokens, assertions and secrets live in this process's memory: no
+	 * core dump of it, and no ptrace or /proc/PID/mem by its own user.
+	 * (Debugging needs root.) */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0});
 	/* Chunk buffers are MiB-sized and short-lived: a fixed mmap threshold
 	 * hands them back to the kernel when freed, so RSS follows what is in
 	 * use (glibc would otherwise raise the threshold and keep them). */

@@ -123,7 +123,10 @@ void options_usage(FILE *out)
 	    "poll_interval)\n"
 	    "  uid=N, gid=N, umask=OOO  ownership and modes (files 0444, "
 	    "folders 0555)\n"
-	    "  allow_other, default_permissions   as for any FUSE filesystem\n"
+	    "  allow_other, default_permissions   as for any FUSE filesystem;\n"
+	    "                     any of these five turns on "
+	    "default_permissions,\n"
+	    "                     so the modes are enforced\n"
 	    "  token_file=PATH, authority_host=URL  instead of the AZURE_* "
 	    "variables (fstab)\n"
 	    "\n"
@@ -490,5 +493,11 @@ int options_parse(struct options *o, int argc, char **argv, struct buf *msg)
 				 "-o cache=off");
 		return -EINVAL;
 	}
+
+	/* Without default_permissions the kernel checks no mode at all:
+	 * uid=, gid= and umask= would restrict nothing, and allow_other would
+	 * open every file to every user. */
+	if (o->allow_other || o->uid >= 0 || o->gid >= 0 || o->umask >= 0)
+		o->default_permissions = true;
 	return err;
 }

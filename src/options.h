@@ -41,9 +41,9 @@ struct options {
 	double attr_timeout;	 /* kernel caching, default = poll_interval */
 	double entry_timeout;
 	bool allow_other;
-	bool default_permissions;
-	long uid, gid; /* -1 = the mounting user */
-	long umask;    /* -1 = 022 */
+	bool default_permissions; /* also set by allow_other, uid, gid, umask */
+	long uid, gid;		  /* -1 = the mounting user */
+	long umask;		  /* -1 = 022 */
 	enum log_level log_level;
 	enum log_format log_format;
 	struct auth_config auth; /* auth.* strings owned */

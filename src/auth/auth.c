@@ -497,6 +497,13 @@ void auth_free(struct auth *a)
 	free(a);
 }
 
+/* Seconds before expiry a token stops being handed out, for a request's
+ * flight: 5 s, less for very short test tokens. */
+static double token_slack(long long expires_in)
+{
+	return expires_in / 10.0 < 5.0 ? expires_in / 10.0 : 5.0;
+}
+
 /* Valid = usable for a request now, with a little slack for its flight. */
 static bool token_valid_locked(const struct auth *a, double now)
 {
@@ -590,6 +597,19 @@ int auth_token(struct auth *a, struct buf *out)
 		token_grant_init(&grant);
 		buf_init(&msg, 4096);
 		int ferr = fetch_unlocked(a, !valid, &grant, &msg, &requests);
+		/* A token dead on arrival counts as a failure, with its
+		 * backoff: taking it would send every caller back here at
+		 * once, a storm on the token endpoint. */
+		if (ferr == 0 && (double)(grant.obtained + grant.expires_in) -
+					 token_slack(grant.expires_in) <=
+				     now_s()) {
+			buf_reset(&msg);
+			buf_appendf(&msg,
+				    "the token endpoint answered with a token "
+				    "that expires at once (expires_in %lld)",
+				    grant.expires_in);
+			ferr = -EAGAIN;
+		}
 		pthread_mutex_lock(&a->lock);
 		a->refreshing = false;
 		a->stats.token_requests += requests;
@@ -600,11 +620,8 @@ int auth_token(struct auth *a, struct buf *out)
 		}
 		if (ferr == 0) {
 			a->expires_at = grant.obtained + grant.expires_in;
-			/* 5 s of slack, less for very short test tokens. */
-			double slack = grant.expires_in / 10.0 < 5.0
-					   ? grant.expires_in / 10.0
-					   : 5.0;
-			a->usable_until = (double)a->expires_at - slack;
+			a->usable_until = (double)a->expires_at -
+					  token_slack(grant.expires_in);
 			a->refresh_at = auth_refresh_at(
 			    grant.obtained, grant.expires_in, grant.refresh_in);
 			a->failures = 0;

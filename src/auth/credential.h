@@ -64,9 +64,19 @@ struct credential *credential_secret_new(const struct auth_config *cfg,
 struct auth *auth_new_with_credential(const struct auth_config *cfg,
 				      struct credential *cred, int *err);
 
+/* The most memory a parse of a token endpoint's or a JWT's JSON may take
+ * (json_cost.h); real ones take a few KiB. */
+#define AUTH_JSON_COST_MAX (4u << 20)
+
+/* The longest lifetime believed (Entra's longest tokens live about a day):
+ * a longer expires_in is clamped to it. */
+#define TOKEN_LIFETIME_MAX (2 * 86400LL)
+
 /*
  * Parses a token success body (Entra v2 or IMDS shape: expires_in, refresh_in
- * and expires_on as numbers or strings). Returns 0 or -EINVAL.
+ * and expires_on as numbers or strings). Lifetimes are clamped to
+ * TOKEN_LIFETIME_MAX; a refresh_in not below the lifetime is ignored.
+ * Returns 0 or -EINVAL (malformed, wrong types, no lifetime).
  */
 int token_response_parse(const char *body, size_t len, long long now,
 			 struct token_grant *grant);

@@ -14,6 +14,8 @@
 #include "config.h"
 
 #include "auth/entra_error.h"
+#include "auth/credential.h"
+#include "base/json_cost.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -141,11 +143,14 @@ int entra_error_parse(const char *body, size_t len, struct entra_error *out)
 	int err = -EINVAL;
 
 	memset(out, 0, sizeof(*out));
-	if (!body || len == 0 || len > INT_MAX)
+	if (!body || len == 0 || len > INT_MAX ||
+	    json_cost(body, len) > AUTH_JSON_COST_MAX)
 		return -EINVAL;
 	tok = json_tokener_new();
 	if (!tok)
 		return -ENOMEM;
+	/* Strict, as json_cost() reads it (no comments or single quotes). */
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	obj = json_tokener_parse_ex(tok, body, (int)len);
 	if (!obj || !json_object_is_type(obj, json_type_object))
 		goto out;

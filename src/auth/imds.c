@@ -2,7 +2,9 @@
 /*
  * Managed identity through the instance metadata service (IMDS), for node
  * identities. IMDS is plain HTTP on a link-local address by design; we allow
- * http:// for it only there (or on loopback, for tests).
+ * http:// for it only there (or on loopback, for tests), and never send it
+ * through a proxy the environment names (http_proxy would otherwise carry
+ * the token request, and its answer, across the network).
  */
 #include "config.h"
 
@@ -41,6 +43,7 @@ static int imds_fetch(struct credential *c, struct token_grant *grant,
 	    .secret_body = 1,
 	    .timeout_ms = 30000,
 	    .allow_http = ic->allow_http,
+	    .no_proxy = 1, /* link-local, plain HTTP: never via a proxy */
 	};
 	struct http_response resp;
 	struct entra_error ee;

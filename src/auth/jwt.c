@@ -20,7 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/credential.h"
 #include "base/b64.h"
+#include "base/json_cost.h"
 
 #define PART_MAX (64 * 1024)
 #ifdef JSON_TOKENER_VALIDATE_UTF8 /* json-c >= 0.15 */
@@ -61,7 +63,8 @@ static int decode_part(const char *p, size_t n, struct json_object **out)
 	if (!raw)
 		return -ENOMEM;
 	len = b64_decode(p, n, raw, B64_URL);
-	if (len <= 0)
+	if (len <= 0 ||
+	    json_cost((char *)raw, (size_t)len) > AUTH_JSON_COST_MAX)
 		goto out;
 	struct json_tokener *tok = json_tokener_new();
 	if (!tok) {

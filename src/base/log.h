@@ -4,9 +4,12 @@
 
 /*
  * Logging: one line per call, to stderr (or a file, or syslog once the
- * process has detached from its terminal), as text or as JSON. Lines are
- * assembled in memory and written with one write(2), so lines from different
- * threads never interleave.
+ * process has detached from its terminal, or a sink fd set for tests), as
+ * text or as JSON. Lines are assembled in memory and written with one
+ * write(2), so lines from different threads never interleave. Control
+ * characters, bytes that are not UTF-8 and backslashes in a message are
+ * escaped (\xNN in text, \u00NN in JSON), so a name from the service cannot
+ * move a terminal's cursor or forge a line.
  *
  * Invariant: callers never pass token bytes, Authorization headers or file
  * content; there is deliberately no "log this buffer" helper.

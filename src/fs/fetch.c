@@ -340,11 +340,25 @@ int fetch_chunk(struct reader *r, struct rfile *f, uint64_t idx,
 		s.err = 0;
 		s.skip = 0;
 		atomic_fetch_add(&r->downloads, 1);
-		err =
-		    graph_download(r->g, url, off, len, stream_body, &s, &resp);
+		/* The transfer, and any pause of downloads before it, end by
+		 * the read's deadline. */
+		err = graph_download_until(r->g, url, off, len, deadline,
+					   stream_body, &s, &resp);
 		free(url);
 		if (err == CHUNK_DONE_ERROR)
 			err = 0;
+		if (err == -ETIMEDOUT) {
+			/* The transfer ran out of the read's time, or downloads
+			 * are paused past it (the service's Retry-After). */
+			log_warn("item %s: no download within read_timeout "
+				 "(%d attempts): %s",
+				 f->item_id, attempt,
+				 resp.error[0] ? resp.error : "timed out");
+			atomic_fetch_add(&r->timeouts, 1);
+			break;
+		}
+		if (err == -ESHUTDOWN)
+			break;
 		if (!err && !s.checked &&
 		    (resp.status == 200 || resp.status == 206))
 			err = check_response(&s); /* an empty body */

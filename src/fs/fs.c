@@ -3,17 +3,23 @@
  * Filesystem semantics. Design:
  *  - metadata reads (lookup, getattr, readdir of a listed folder) touch only
  *    sqlite: zero Graph requests;
- *  - a folder is listed once with /children (all pages), stored in one
- *    transaction (upsert + sweep of what vanished), then kept current by delta;
+ *  - a folder is listed once with /children, each page stored as it
+ *    arrives (one transaction a page, so memory stays one page whatever the
+ *    folder's size), then what vanished is swept and the folder marked
+ *    listed; then it is kept current by delta;
+ *  - an item that is the folder itself or one above it is refused: the
+ *    store stays a tree, whatever the service says;
  *  - stale-if-error: a failed listing of a folder already listed serves the
  *    cached entries and warns once; only a never-listed folder fails (EIO);
  *  - the delta thread (sync.c) applies changes by item id and invalidates
  *    exactly the kernel entries and inodes they affect; file content is in
  *    open.c, counters and probes in stats.c, struct fs in fs_impl.h.
- * Threads: FUSE workers call fs_*; one delta thread. fs->list_lock serialises
- * listings (NEEDSWORK: per-folder single flight would let unrelated listings
- * run in parallel). Lock order: list_lock, then the store's lock. No lock is
- * held while calling the notify callbacks.
+ * Threads: FUSE workers call fs_*; one delta thread. Listings are single
+ * flight per folder: a second caller for a folder being listed waits for
+ * that listing, other folders list in parallel (Graph's page slots bound
+ * their memory). fs->list_lock guards only the table of flights, never the
+ * network. Lock order: list_lock, then the store's lock. No lock is held
+ * while calling the notify callbacks.
  */
 #include "config.h"
 
@@ -104,6 +110,7 @@ struct fs *fs_new(struct graph *g, struct meta *m, struct content *store,
 	if (fs->cfg.list_ttl <= 0)
 		fs->cfg.list_ttl = 300;
 	pthread_mutex_init(&fs->list_lock, NULL);
+	pthread_cond_init(&fs->list_done, NULL);
 	pthread_mutex_init(&fs->sync_lock, NULL);
 	pthread_cond_init(&fs->sync_cond, NULL);
 	pthread_mutex_init(&fs->quota_lock, NULL);
@@ -154,6 +161,7 @@ void fs_free(struct fs *fs)
 	sheets_view_free(fs->sheets);
 	reader_free(fs->reader);
 	pthread_mutex_destroy(&fs->list_lock);
+	pthread_cond_destroy(&fs->list_done);
 	pthread_mutex_destroy(&fs->sync_lock);
 	pthread_cond_destroy(&fs->sync_cond);
 	pthread_mutex_destroy(&fs->quota_lock);
@@ -210,111 +218,218 @@ int fs_listing_collect(void *ctx, const struct graph_item *gi)
 	return 0;
 }
 
-struct store_listing {
-	struct fs *fs;
-	uint64_t folder;
-	struct listing *l;
-	uint64_t *stale; /* children before the listing, to sweep */
-	size_t nstale, capstale;
-};
-
-static int note_child(void *ctx, const struct meta_item *it)
+void fs_listing_clear(struct listing *l)
 {
-	struct store_listing *s = ctx;
+	for (size_t i = 0; i < l->n; i++)
+		graph_item_release(&l->items[i]);
+	l->n = 0;
+}
 
-	if (s->nstale == s->capstale) {
-		size_t cap = s->capstale ? s->capstale * 2 : 64;
-		uint64_t *p = realloc(s->stale, cap * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		s->stale = p;
-		s->capstale = cap;
+int fs_check_placement(struct fs *fs, const struct graph_item *gi,
+		       uint64_t parent, const char *what)
+{
+	uint64_t ino;
+	struct meta_item other;
+
+	if (meta_ino_of(fs->m, gi->id, &ino) == 0) {
+		int r = meta_is_ancestor(fs->m, ino, parent);
+		if (r)
+			return r < 0 ? r : 1;
 	}
-	s->stale[s->nstale++] = it->ino;
+	/* Two children of one name: the store shows the newest; say so
+	 * when the second one arrives. */
+	if (meta_lookup(fs->m, parent, gi->name, &other) == 0) {
+		if (strcmp(other.item_id, gi->id) != 0)
+			log_warn("%s: two items named '%s' (ids %s and %s) in "
+				 "one folder; showing the newest",
+				 what, gi->name, other.item_id, gi->id);
+		meta_item_release(&other);
+	}
 	return 0;
 }
 
-static int store_listing(struct meta *m, void *ctx)
-{
-	struct store_listing *s = ctx;
-	int err = meta_children(m, s->folder, note_child, s);
+/* A listing being stored page by page. */
+struct list_stream {
+	struct fs *fs;
+	uint64_t folder;
+	const char *name; /* the folder's, for log lines */
+	struct listing page;
+	int store_err; /* the store refused a page: not Graph's fault */
+};
 
-	for (size_t i = 0; !err && i < s->l->n; i++) {
+static int store_page_items(struct meta *m, void *ctx)
+{
+	struct list_stream *s = ctx;
+	int err = 0;
+
+	for (size_t i = 0; !err && i < s->page.n; i++) {
+		const struct graph_item *gi = &s->page.items[i];
 		struct meta_item mi;
 		uint64_t ino;
-		fs_meta_from_graph(&s->l->items[i], s->folder, &mi);
+		err = fs_check_placement(s->fs, gi, s->folder, "list folder");
+		if (err == 1) {
+			log_warn("list folder '%s': skipped '%s' (%s), which "
+				 "is this folder or one above it: storing it "
+				 "here would close a loop",
+				 s->name, gi->name, gi->id);
+			err = 0;
+			continue;
+		}
+		if (err)
+			break;
+		fs_meta_from_graph(gi, s->folder, &mi);
 		err = meta_upsert(m, &mi, &ino);
-		if (!err && !s->l->items[i].is_folder)
-			reader_note_url(s->fs->reader, s->l->items[i].id,
-					s->l->items[i].download_url);
-		for (size_t k = 0; !err && k < s->nstale; k++)
-			if (s->stale[k] == ino)
-				s->stale[k] = 0;
+		err = err ? err : meta_listing_seen(m, s->folder, ino);
+		if (!err && !gi->is_folder)
+			reader_note_url(s->fs->reader, gi->id,
+					gi->download_url);
 	}
-	for (size_t k = 0; !err && k < s->nstale; k++)
-		if (s->stale[k])
-			err = meta_delete_subtree(m, s->stale[k]);
-	if (!err)
-		err = meta_set_listed(m, s->folder, (int64_t)time(NULL));
 	return err;
 }
 
-/* Makes sure folder (store inode) has a listing we may serve. */
-static int ensure_listed(struct fs *fs, uint64_t folder)
+static int collect_child(void *ctx, const struct graph_item *gi)
 {
-	struct meta_item it;
-	struct listing l = {0};
-	int err;
+	struct list_stream *s = ctx;
 
-	pthread_mutex_lock(&fs->list_lock);
-	err = meta_get(fs->m, folder, &it);
+	return fs_listing_collect(&s->page, gi);
+}
+
+/* After each page: its items into the store, then dropped from memory. */
+static int store_page(void *ctx)
+{
+	struct list_stream *s = ctx;
+	int err = meta_batch(s->fs->m, store_page_items, s);
+
+	fs_listing_clear(&s->page);
+	s->store_err = err;
+	return err;
+}
+
+static int finish_listing(struct meta *m, void *ctx)
+{
+	struct list_stream *s = ctx;
+	int err = meta_listing_sweep(m, s->folder);
+
+	return err ? err : meta_set_listed(m, s->folder, (int64_t)time(NULL));
+}
+
+/* Lists folder from Graph into the store; what ensure_listed's caller
+ * gets (stale-if-error for a folder listed before). */
+static int list_folder(struct fs *fs, uint64_t folder,
+		       const struct meta_item *it)
+{
+	struct list_stream s = {
+	    .fs = fs, .folder = folder, .name = it->name[0] ? it->name : "/"};
+	int err = graph_children_paged(fs->g, fs->drive_id, it->item_id,
+				       collect_child, store_page, &s);
+
+	fs_listing_clear(&s.page);
+	free(s.page.items);
+	if (!err)
+		err = s.store_err = meta_batch(fs->m, finish_listing, &s);
 	if (err)
-		goto out;
-	if (!it.is_dir) {
-		err = -ENOTDIR;
-		goto out_item;
-	}
-	time_t now = time(NULL);
-	/* listed_at 1 marks a stale listing (after a delta resync). */
-	if (it.listed_at > 1 && (atomic_load(&fs->delta_healthy) ||
-				 now - it.listed_at < fs->cfg.list_ttl))
-		goto out_item;
-
-	err = graph_children(fs->g, fs->drive_id, it.item_id,
-			     fs_listing_collect, &l);
+		meta_listing_forget(fs->m, folder);
 	if (!err) {
-		struct store_listing s = {.fs = fs, .folder = folder, .l = &l};
-		err = meta_batch(fs->m, store_listing, &s);
-		free(s.stale);
 		atomic_store(&fs->offline_warned, 0);
-		if (err) {
-			/* The metadata store cannot take it (a full volume):
-			 * the previous listing, if any, beats an error. */
-			log_warn("listing '%s' not stored: %s",
-				 it.name[0] ? it.name : "/", strerror(-err));
-			err = it.listed_at > 0 ? 0
-			      : err == -ENOMEM ? err
-					       : -EIO;
-		}
-	} else if (it.listed_at > 0) {
+	} else if (s.store_err) {
+		/* The metadata store cannot take it (a full volume): the
+		 * previous listing, if any, beats an error. */
+		log_warn("listing '%s' not stored: %s", s.name, strerror(-err));
+		err = it->listed_at > 0 ? 0 : err == -ENOMEM ? err : -EIO;
+	} else if (it->listed_at > 0) {
 		if (!atomic_exchange(&fs->offline_warned, 1))
 			log_warn("Graph is unreachable or refusing (%s): "
 				 "serving the cached tree",
 				 strerror(-err));
 		err = 0;
 	} else {
-		log_warn("listing '%s' failed: %s", it.name[0] ? it.name : "/",
-			 strerror(-err));
+		log_warn("listing '%s' failed: %s", s.name, strerror(-err));
 		if (err != -ENOENT && err != -EACCES && err != -ENOMEM)
 			err = -EIO;
 	}
-	for (size_t i = 0; i < l.n; i++)
-		graph_item_release(&l.items[i]);
-	free(l.items);
-out_item:
-	meta_item_release(&it);
-out:
+	return err;
+}
+
+/* A listing in progress: later callers for the same folder wait for it
+ * (single flight); other folders list at the same time. */
+struct list_flight {
+	uint64_t folder;
+	int err;
+	bool done;
+	unsigned waiters;
+	struct list_flight *next;
+};
+
+static bool listing_fresh(struct fs *fs, const struct meta_item *it)
+{
+	/* listed_at 1 marks a stale listing (after a delta resync). */
+	return it->listed_at > 1 &&
+	       (atomic_load(&fs->delta_healthy) ||
+		time(NULL) - it->listed_at < fs->cfg.list_ttl);
+}
+
+/* Makes sure folder (store inode) has a listing we may serve. No lock is
+ * held across the network: list_lock only guards the flights. */
+static int ensure_listed(struct fs *fs, uint64_t folder)
+{
+	struct meta_item it;
+	struct list_flight *f;
+	int err = meta_get(fs->m, folder, &it);
+
+	if (err)
+		return err;
+	if (!it.is_dir) {
+		err = -ENOTDIR;
+		goto out;
+	}
+	if (listing_fresh(fs, &it))
+		goto out;
+
+	pthread_mutex_lock(&fs->list_lock);
+	for (f = fs->flights; f && f->folder != folder; f = f->next)
+		;
+	if (f) {
+		f->waiters++;
+		while (!f->done)
+			pthread_cond_wait(&fs->list_done, &fs->list_lock);
+		err = f->err;
+		if (--f->waiters == 0) {
+			struct list_flight **pp = &fs->flights;
+			while (*pp != f)
+				pp = &(*pp)->next;
+			*pp = f->next;
+			free(f);
+		}
+		pthread_mutex_unlock(&fs->list_lock);
+		goto out;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f) {
+		pthread_mutex_unlock(&fs->list_lock);
+		err = -ENOMEM;
+		goto out;
+	}
+	f->folder = folder;
+	f->next = fs->flights;
+	fs->flights = f;
 	pthread_mutex_unlock(&fs->list_lock);
+
+	err = list_folder(fs, folder, &it);
+
+	pthread_mutex_lock(&fs->list_lock);
+	f->err = err;
+	f->done = true;
+	pthread_cond_broadcast(&fs->list_done);
+	if (f->waiters == 0) {
+		struct list_flight **pp = &fs->flights;
+		while (*pp != f)
+			pp = &(*pp)->next;
+		*pp = f->next;
+		free(f);
+	}
+	pthread_mutex_unlock(&fs->list_lock);
+out:
+	meta_item_release(&it);
 	return err;
 }
 
@@ -369,6 +484,10 @@ static int readdir_one(void *ctx, const struct meta_item *it)
 	struct readdir_ctx *r = ctx;
 	struct fs_dirent e = {.name = it->name};
 
+	/* A store written by an older spfs may hold names no directory can
+	 * show ("a/b", "..", 1,000 bytes): never to getdents. */
+	if (!graph_name_valid(it->name, strlen(it->name)))
+		return 0;
 	attr_from(r->fs, it, &e.attr);
 	return r->fn(r->ctx, &e);
 }

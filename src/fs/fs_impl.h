@@ -11,7 +11,8 @@
  *
  * Locks, in order: list_lock, then the store's lock. open_lock, seq_lock,
  * quota_lock, sync_lock and probe_lock are leaves. No lock is held while
- * calling the notify callbacks.
+ * calling the notify callbacks, nor across the network (list_lock guards
+ * only the table of listings in flight).
  */
 
 #include <pthread.h>
@@ -24,6 +25,7 @@
 
 struct graph_item;
 struct meta_item;
+struct list_flight;
 
 struct open_ino {
 	uint64_t ino; /* the kernel's */
@@ -43,7 +45,9 @@ struct fs {
 	uint64_t root_ino; /* the store's inode of the mounted folder */
 	struct fs_config cfg;
 	struct fs_notify notify;
-	pthread_mutex_t list_lock;
+	pthread_mutex_t list_lock;   /* guards flights */
+	pthread_cond_t list_done;    /* a listing in flight ended */
+	struct list_flight *flights; /* folders being listed now */
 	pthread_t sync_thread;
 	bool sync_running;
 	pthread_mutex_t sync_lock;
@@ -101,12 +105,23 @@ const char *fs_content_version(const struct meta_item *it);
 /* Items spfs does not show: OneNote packages, malware-flagged files. */
 bool fs_item_hidden(const struct graph_item *gi);
 
-/* Deep copies of the items a walk yields (graph_children, graph_delta). */
+/* Deep copies of the items a walk yields (graph_children, graph_delta):
+ * one page's worth, cleared after each page is stored. */
 struct listing {
 	struct graph_item *items;
 	size_t n, cap;
 };
 int fs_listing_collect(void *ctx, const struct graph_item *gi);
+/* Releases the items, keeps the array for the next page. */
+void fs_listing_clear(struct listing *l);
+/*
+ * Before storing gi under parent (store inodes): 1 when gi is parent or
+ * one of its ancestors, so storing it there would close a parent cycle;
+ * 0 when it may go there (a sibling of the same name is logged: the store
+ * shows the newest); -errno. what prefixes the log line.
+ */
+int fs_check_placement(struct fs *fs, const struct graph_item *gi,
+		       uint64_t parent, const char *what);
 
 /* probe.c: the probe threads (started and stopped with the delta
  * thread). */

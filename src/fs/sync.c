@@ -4,8 +4,15 @@
  * each round in one store transaction by item id, drops changed files'
  * cached versions, and tells the kernel exactly which entries and inodes
  * changed (after the transaction, with no lock held; an open file's inode
- * invalidation waits for its close). A 410 resync re-enumerates and marks
- * every listing stale, so folders are re-read lazily.
+ * invalidation waits for its close). A 410 resync, or a stored deltaLink
+ * that is not on Graph's origin, starts over from now and marks every
+ * listing stale, so folders are re-read lazily.
+ *
+ * A round is applied page by page (one transaction each), so its memory is
+ * one page; one past the walk's item bound starts over from now, as a 410
+ * does. An item whose new folder is itself or below it would close a
+ * parent loop: it waits for the end of the round (another item may move
+ * the rest out of the way) and is refused if it still would.
  */
 #include "config.h"
 
@@ -41,8 +48,9 @@ struct delta_round {
 	struct fs *fs;
 	struct inval *inval;
 	size_t ninval, capinval;
-	struct graph_item *items;
-	size_t nitems, capitems;
+	struct listing page;	 /* this page's items */
+	struct listing deferred; /* would close a cycle now: tried at the end */
+	bool final;		 /* applying the deferred ones: refuse */
 };
 
 static int add_inval(struct delta_round *d, uint64_t parent, const char *name,
@@ -72,19 +80,8 @@ static int add_inval_cb(void *ctx, uint64_t parent, const char *name,
 	return add_inval(ctx, parent, name, ino);
 }
 
-static int delta_collect(void *ctx, const struct graph_item *gi)
-{
-	struct delta_round *d = ctx;
-	struct listing l = {d->items, d->nitems, d->capitems};
-	int err = fs_listing_collect(&l, gi);
-
-	d->items = l.items;
-	d->nitems = l.n;
-	d->capitems = l.cap;
-	return err;
-}
-
-/* Applies one item of a delta page inside the store transaction. */
+/* Applies one item of a delta page inside the store transaction. 1: it
+ * would close a parent cycle now and waits for the end of the round. */
 static int apply_one(struct delta_round *d, const struct graph_item *gi)
 {
 	struct fs *fs = d->fs;
@@ -133,6 +130,16 @@ static int apply_one(struct delta_round *d, const struct graph_item *gi)
 	}
 	if (fs_item_hidden(gi))
 		goto out;
+	err = fs_check_placement(fs, gi, parent, "delta");
+	if (err == 1 && d->final) {
+		log_warn("delta: skipped '%s' (%s): its new folder is itself "
+			 "or below it, a parent loop; it stays where it was",
+			 gi->name, gi->id);
+		err = 0;
+		goto out;
+	}
+	if (err)
+		goto out; /* 1: deferred by the caller */
 	struct meta_item mi;
 	fs_meta_from_graph(gi, parent, &mi);
 	/* Delta leaves out cTag; the same hash and size is the same content
@@ -165,14 +172,65 @@ out:
 	return err;
 }
 
-static int apply_round(struct meta *m, void *ctx)
+/* An item moved under what is below it may be honest: another item of the
+ * round moves the rest out of the way. It waits for the end of the round,
+ * up to a bound (a hostile feed could send nothing else). */
+#define DEFERRED_MAX 10000
+
+/* Applies a list of items inside the store transaction; those that would
+ * close a cycle go to d->deferred. */
+static int apply_items(struct delta_round *d, const struct listing *l)
+{
+	int err = 0;
+
+	for (size_t i = 0; !err && i < l->n; i++) {
+		err = apply_one(d, &l->items[i]);
+		if (err != 1)
+			continue;
+		err = d->deferred.n < DEFERRED_MAX
+			  ? fs_listing_collect(&d->deferred, &l->items[i])
+			  : 0;
+		if (d->deferred.n == DEFERRED_MAX)
+			log_warn("delta: more than %d items would close a "
+				 "parent loop; skipping the rest",
+				 DEFERRED_MAX);
+	}
+	return err;
+}
+
+static int apply_page(struct meta *m, void *ctx)
+{
+	struct delta_round *d = ctx;
+
+	(void)m;
+	return apply_items(d, &d->page);
+}
+
+/* The deferred items, again and again while some of them land; what is
+ * left still closes a cycle after the whole round: refused. */
+static int apply_deferred(struct meta *m, void *ctx)
 {
 	struct delta_round *d = ctx;
 	int err = 0;
 
 	(void)m;
-	for (size_t i = 0; !err && i < d->nitems; i++)
-		err = apply_one(d, &d->items[i]);
+	for (size_t before = SIZE_MAX;
+	     !err && d->deferred.n && d->deferred.n < before;) {
+		struct listing again = d->deferred;
+		before = again.n;
+		memset(&d->deferred, 0, sizeof(d->deferred));
+		err = apply_items(d, &again);
+		fs_listing_clear(&again);
+		free(again.items);
+	}
+	if (!err && d->deferred.n) {
+		struct listing left = d->deferred;
+		memset(&d->deferred, 0, sizeof(d->deferred));
+		d->final = true;
+		err = apply_items(d, &left);
+		fs_listing_clear(&left);
+		free(left.items);
+	}
 	return err;
 }
 
@@ -187,17 +245,80 @@ static void notify_all(struct fs *fs, struct delta_round *d)
 		    !fs_defer_inval(fs, to_kernel(fs, v->ino)))
 			fs->notify.inval_inode(fs->notify.ctx,
 					       to_kernel(fs, v->ino));
-		free(v->name);
 	}
+}
+
+static void inval_clear(struct delta_round *d)
+{
+	for (size_t i = 0; i < d->ninval; i++)
+		free(d->inval[i].name);
+	d->ninval = 0;
+}
+
+/* A page's changes, once in the store, go to the kernel. */
+static int commit(struct delta_round *d, int (*fn)(struct meta *, void *))
+{
+	int err = meta_batch(d->fs->m, fn, d);
+
+	if (!err)
+		notify_all(d->fs, d);
+	inval_clear(d);
+	return err;
+}
+
+/* After each delta page: applied in its own transaction, then dropped, so
+ * a round's memory is one page whatever its length. A round that fails
+ * later keeps its old link and is replayed: applying an item again is
+ * harmless (the latest state, by id). */
+static int delta_page_end(void *ctx)
+{
+	struct delta_round *d = ctx;
+	int err = commit(d, apply_page);
+
+	fs_listing_clear(&d->page);
+	return err;
+}
+
+static int delta_collect(void *ctx, const struct graph_item *gi)
+{
+	struct delta_round *d = ctx;
+
+	return fs_listing_collect(&d->page, gi);
 }
 
 static void round_release(struct delta_round *d)
 {
-	for (size_t i = 0; i < d->nitems; i++)
-		graph_item_release(&d->items[i]);
-	free(d->items);
+	struct fs *fs = d->fs;
+
+	fs_listing_clear(&d->page);
+	free(d->page.items);
+	fs_listing_clear(&d->deferred);
+	free(d->deferred.items);
+	inval_clear(d);
 	free(d->inval);
 	memset(d, 0, sizeof(*d));
+	d->fs = fs;
+}
+
+/* One round from link (NULL: from now on), deferred items last. */
+static int delta_round(struct delta_round *d, const char *link, char **next,
+		       char **resync)
+{
+	struct fs *fs = d->fs;
+	int err = graph_delta(fs->g, fs->drive_id, link, delta_collect,
+			      delta_page_end, d, next, resync);
+
+	if (!err && d->deferred.n)
+		err = commit(d, apply_deferred);
+	return err;
+}
+
+static int unlist_all(struct meta *m, void *ctx)
+{
+	struct delta_round *d = ctx;
+	int err = meta_unlist_all(m);
+
+	return err ? err : add_inval(d, 0, NULL, d->fs->root_ino);
 }
 
 /* One poll: fetch the delta pages, apply them, store the new link. */
@@ -205,40 +326,43 @@ static int delta_once(struct fs *fs)
 {
 	char *link = NULL, *next = NULL, *resync = NULL;
 	struct delta_round d = {.fs = fs};
+	bool resyncing = false;
 	int err;
 
 	fs_flush_deferred_inval(fs);
 	if (meta_kv_get(fs->m, "delta_link", &link) == -ENOENT)
 		link = NULL;
-	err = graph_delta(fs->g, fs->drive_id, link, delta_collect, &d, &next,
-			  &resync);
-	if (err == -ESTALE) {
-		/* 410: our token is gone. Re-enumerate from the Location (or
-		 * from now on), and relist folders lazily; readers keep the
-		 * cached tree meanwhile. */
-		log_warn("delta: resync required; re-reading folders as they "
-			 "are used");
+	if (link && !graph_link_ours(fs->g, link)) {
+		/* Planted, or from a service that sent us elsewhere: the
+		 * token must not follow it. Start over from now. */
+		log_warn("delta: the stored deltaLink is not on %s; "
+			 "discarding it and re-reading folders as they are "
+			 "used",
+			 graph_origin(fs->g));
+		free(link);
+		link = NULL;
+		resyncing = true;
+	}
+	err = delta_round(&d, link, &next, &resync);
+	if (err == -ESTALE || (err == -EFBIG && link)) {
+		/* 410: our token is gone; or more changes than a round may
+		 * hold (a bulk import): this link would fail every poll.
+		 * Re-enumerate from now on, and relist folders lazily; readers
+		 * keep the cached tree meanwhile. */
+		log_warn("delta: %s; re-reading folders as they are used",
+			 err == -ESTALE ? "resync required"
+					: "too many changes for one round");
 		round_release(&d);
-		d.fs = fs;
 		free(next);
-		next = NULL;
-		err = graph_delta(fs->g, fs->drive_id, NULL, delta_collect, &d,
-				  &next, &resync);
-		if (!err) {
-			err = meta_unlist_all(fs->m);
-			err = err ? err : add_inval(&d, 0, NULL, fs->root_ino);
-		}
+		free(resync);
+		next = resync = NULL;
+		resyncing = true;
+		err = delta_round(&d, NULL, &next, &resync);
 	}
-	if (!err) {
-		err = meta_batch(fs->m, apply_round, &d);
-		if (!err)
-			err = meta_kv_set(fs->m, "delta_link", next);
-	}
+	if (!err && resyncing)
+		err = commit(&d, unlist_all);
 	if (!err)
-		notify_all(fs, &d);
-	else
-		for (size_t i = 0; i < d.ninval; i++)
-			free(d.inval[i].name);
+		err = meta_kv_set(fs->m, "delta_link", next);
 	round_release(&d);
 	free(link);
 	free(next);

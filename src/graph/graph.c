@@ -2,10 +2,28 @@
 /*
  * Graph request core.
  *
- * Throttle gate: g->not_before (monotonic seconds) is shared by all threads;
- * every attempt first sleeps until it has passed, and a 429/503 moves it to
- * now + Retry-After. So one throttled call pauses the whole client, which is
- * what SharePoint asks of well-behaved callers.
+ * The bearer token goes to one origin only: the configured Graph base's
+ * scheme, host and port. An absolute URL (a nextLink or deltaLink from a
+ * page) on any other origin is refused before a request is made, compared
+ * as both our URL parser and libcurl's read it.
+ *
+ * Throttle gates (monotonic seconds, shared by all threads): a 429/503 from
+ * Graph moves g->not_before to now + Retry-After, and every Graph request
+ * and download waits for it, so one throttled call pauses the whole client,
+ * as SharePoint asks. A 429/503 from the download host moves only
+ * g->download_not_before, capped at DOWNLOAD_RETRY_AFTER_MAX: the content
+ * host cannot pause Graph, nor downloads for long.
+ *
+ * Deadlines: with give_up_after (read_timeout) set, a request and all its
+ * retries end by start + give_up_after: each attempt's transfer is limited
+ * to the time left, a backoff is shortened so a last attempt still fits,
+ * and a gate closed past the deadline fails the request at once.
+ *
+ * Page slots: a collection page's body and parse tree are the largest
+ * memory Graph answers can take (GRAPH_MAX_BODY plus GRAPH_JSON_COST_MAX);
+ * at most PAGE_SLOTS pages are held at once, whatever the number of
+ * listings.
+ *
  * Lock order: g->lock is a leaf; never held across I/O or sleeps.
  */
 #include "config.h"
@@ -16,6 +34,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -28,22 +47,38 @@
 
 #include "auth/auth.h"
 #include "base/buf.h"
+#include "base/json_cost.h"
 #include "base/log.h"
+#include "base/url.h"
 #include "http/content_range.h"
 #include "http/retry_after.h"
+
+/* A Retry-After from the download host pauses downloads at most this long:
+ * a hostile or confused content host cannot stop reads for an hour. */
+#define DOWNLOAD_RETRY_AFTER_MAX 60.0
+/* Request without read_timeout: the whole transfer's bound. */
+#define REQUEST_TIMEOUT_MS 120000L
+/* Time a last attempt needs at least: below it, a retry is not tried. */
+#define LAST_ATTEMPT_MIN 0.25
+#define PAGE_SLOTS	 2
 
 struct graph {
 	struct http *http;
 	struct auth *auth;
 	char *base_url;
+	char *origin; /* the base's origin, in http_url_origin()'s form */
 	int max_attempts;
 	double backoff_base;
 	double give_up_after;
-	pthread_mutex_t lock; /* guards not_before, stats.throttled_seconds,
-				 throttle_logged, failure_logged */
+	pthread_mutex_t lock; /* guards not_before, download_not_before,
+				 stats.throttled_seconds, the *_logged flags,
+				 page_slots */
 	double not_before;    /* monotonic: no Graph request before this */
-	int throttle_logged;
+	double download_not_before; /* monotonic: no download before this */
+	int throttle_logged, download_throttle_logged;
 	int failure_logged; /* an outage is warned of once, until a success */
+	int page_slots;	    /* free page slots */
+	pthread_cond_t slot_freed;
 	atomic_ulong requests, auth_retries, throttles, retries;
 	double throttled_seconds;
 	atomic_ulong by_route[GRAPH_ROUTES][GRAPH_STATUSES];
@@ -136,9 +171,10 @@ static double mono_now(void)
 
 /* Every wait of this layer ends early when the process shuts down (the
  * request after it then fails with -ESHUTDOWN at once). */
-static void sleep_s(struct graph *g, double s)
+/* 0, or -ESHUTDOWN when the daemon stops (the sleep ends early). */
+static int sleep_s(struct graph *g, double s)
 {
-	http_sleep(g->http, s);
+	return http_sleep(g->http, s);
 }
 
 int graph_sleep(struct graph *g, double seconds)
@@ -153,6 +189,51 @@ static double jitter(void)
 	if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
 		r = (unsigned)rand();
 	return 0.5 + (double)(r % 1000) / 1000.0; /* 0.5 .. 1.5 */
+}
+
+/* The origin of url as both parsers read it ("scheme://host:port"), or
+ * NULL when they disagree or either refuses it (userinfo, odd bytes). */
+static char *link_origin(const char *url)
+{
+	struct url_parts p;
+	char *curl_view = http_url_origin(url);
+	char ours[600];
+	int n = -1;
+
+	if (!curl_view || url_parse(url, &p) != 0) {
+		free(curl_view);
+		return NULL;
+	}
+	int port = p.port ? p.port : strcmp(p.scheme, "https") == 0 ? 443 : 80;
+	/* IPv6 hosts come without brackets from url_parse. */
+	if (strlen(p.host) < 512)
+		n = snprintf(ours, sizeof(ours),
+			     strchr(p.host, ':') ? "%s://[%s]:%d"
+						 : "%s://%s:%d",
+			     p.scheme, p.host, port);
+	for (char *c = ours; n > 0 && *c; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c - 'A' + 'a');
+	url_parts_release(&p);
+	if (n < 0 || strcmp(ours, curl_view) != 0) {
+		free(curl_view);
+		return NULL;
+	}
+	return curl_view;
+}
+
+int graph_link_ours(struct graph *g, const char *url)
+{
+	char *o = link_origin(url);
+	int ours = o && strcmp(o, g->origin) == 0;
+
+	free(o);
+	return ours;
+}
+
+const char *graph_origin(const struct graph *g)
+{
+	return g->origin;
 }
 
 struct graph *graph_new(struct http *http, struct auth *auth,
@@ -174,7 +255,18 @@ struct graph *graph_new(struct http *http, struct auth *auth,
 	g->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 8;
 	g->backoff_base = cfg->backoff_base > 0 ? cfg->backoff_base : 0.5;
 	g->give_up_after = cfg->give_up_after > 0 ? cfg->give_up_after : 0;
+	g->page_slots = PAGE_SLOTS;
+	g->origin = link_origin(g->base_url);
+	if (!g->origin) {
+		log_error("graph: the base URL %s is not an http(s) URL",
+			  g->base_url);
+		free(g->base_url);
+		free(g);
+		*err = -EINVAL;
+		return NULL;
+	}
 	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->slot_freed, NULL);
 	*err = 0;
 	return g;
 }
@@ -184,8 +276,27 @@ void graph_free(struct graph *g)
 	if (!g)
 		return;
 	pthread_mutex_destroy(&g->lock);
+	pthread_cond_destroy(&g->slot_freed);
 	free(g->base_url);
+	free(g->origin);
 	free(g);
+}
+
+void graph_page_slot_take(struct graph *g)
+{
+	pthread_mutex_lock(&g->lock);
+	while (g->page_slots == 0)
+		pthread_cond_wait(&g->slot_freed, &g->lock);
+	g->page_slots--;
+	pthread_mutex_unlock(&g->lock);
+}
+
+void graph_page_slot_give(struct graph *g)
+{
+	pthread_mutex_lock(&g->lock);
+	g->page_slots++;
+	pthread_cond_signal(&g->slot_freed);
+	pthread_mutex_unlock(&g->lock);
 }
 
 int graph_status_errno(long status)
@@ -227,8 +338,11 @@ void graph_error_code(const char *body, size_t len, char *out, size_t cap)
 	if (!cap)
 		return;
 	snprintf(out, cap, "-");
-	if (!body || !len || len > INT32_MAX || !(tok = json_tokener_new()))
+	if (!body || !len || len > INT32_MAX ||
+	    json_cost(body, len) > GRAPH_JSON_COST_MAX ||
+	    !(tok = json_tokener_new()))
 		return;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	root = json_tokener_parse_ex(tok, body, (int)len);
 	json_tokener_free(tok);
 	if (root && json_object_object_get_ex(root, "error", &err) &&
@@ -284,10 +398,13 @@ static int token_rejected(const struct http_response *resp)
 	       strncasecmp(resp->www_authenticate, "Bearer", 6) == 0;
 }
 
-static double gate_wait(struct graph *g)
+static double gate_wait(struct graph *g, bool download)
 {
 	pthread_mutex_lock(&g->lock);
-	double wait = g->not_before - mono_now();
+	double until = g->not_before;
+	if (download && g->download_not_before > until)
+		until = g->download_not_before;
+	double wait = until - mono_now();
 	pthread_mutex_unlock(&g->lock);
 	return wait > 0 ? wait : 0;
 }
@@ -296,14 +413,6 @@ static double backoff(const struct graph *g, int attempt)
 {
 	return g->backoff_base * (1 << (attempt < 6 ? attempt - 1 : 5)) *
 	       jitter();
-}
-
-/* Whether a retry after wait seconds would end past the request's time:
- * a reader waiting on a listing gets its EIO within read_timeout, as a
- * reader waiting on bytes does, instead of after every backoff step. */
-static bool out_of_time(const struct graph *g, double deadline, double wait)
-{
-	return g->give_up_after > 0 && mono_now() + wait > deadline;
 }
 
 /* Warn of the first request given up on, then quietly until one succeeds:
@@ -318,9 +427,10 @@ static enum log_level failure_level(struct graph *g)
 	return first ? LOG_WARN : LOG_DEBUG;
 }
 
-/* A 429/503: close the gate for everyone until Retry-After has passed. */
+/* A 429/503: close a gate until Retry-After has passed (Graph's for
+ * everyone; the download host's for downloads, capped). */
 static void throttled(struct graph *g, const struct http_response *resp,
-		      int attempt)
+		      int attempt, bool download)
 {
 	double ra;
 
@@ -330,22 +440,76 @@ static void throttled(struct graph *g, const struct http_response *resp,
 		for (int i = 1; i < attempt && ra < 60; i++)
 			ra *= 2;
 	}
+	if (download && ra > DOWNLOAD_RETRY_AFTER_MAX)
+		ra = DOWNLOAD_RETRY_AFTER_MAX;
 	atomic_fetch_add(&g->throttles, 1);
 	pthread_mutex_lock(&g->lock);
 	double until = mono_now() + ra;
-	if (until > g->not_before)
-		g->not_before = until;
+	double *gate = download ? &g->download_not_before : &g->not_before;
+	int *logged =
+	    download ? &g->download_throttle_logged : &g->throttle_logged;
+	if (until > *gate)
+		*gate = until;
 	g->throttled_seconds += ra;
-	int first = !g->throttle_logged;
-	g->throttle_logged = 1;
+	int first = !*logged;
+	*logged = 1;
 	pthread_mutex_unlock(&g->lock);
 	if (first)
-		log_warn("graph: throttled (HTTP %ld, Retry-After %s): pausing "
-			 "all Graph requests for %.0f s",
-			 resp->status,
-			 resp->retry_after ? resp->retry_after : "-", ra);
+		log_warn("%s: throttled (HTTP %ld, Retry-After %s): pausing "
+			 "%s for %.0f s",
+			 download ? "download" : "graph", resp->status,
+			 resp->retry_after ? resp->retry_after : "-",
+			 download ? "downloads" : "all Graph requests", ra);
 	else
-		log_debug("graph: throttled again, pausing %.0f s", ra);
+		log_debug("%s: throttled again, pausing %.0f s",
+			  download ? "download" : "graph", ra);
+}
+
+/* Milliseconds left until deadline (0: none), for a transfer's timeout;
+ * at least 1, as curl reads 0 as "no timeout". */
+static long ms_left(double deadline, long without)
+{
+	if (!deadline)
+		return without;
+	double ms = (deadline - mono_now()) * 1000.0;
+	return ms < 1 ? 1 : ms > (double)LONG_MAX ? LONG_MAX : (long)ms;
+}
+
+/* The absolute URL for path_or_url, into url; an absolute one must be on
+ * the Graph origin: nothing else gets the token. */
+static int request_url(struct graph *g, const char *path_or_url,
+		       struct buf *url)
+{
+	if (strncasecmp(path_or_url, "https://", 8) != 0 &&
+	    strncasecmp(path_or_url, "http://", 7) != 0)
+		return buf_appendf(url, "%s%s%s", g->base_url,
+				   path_or_url[0] == '/' ? "" : "/",
+				   path_or_url);
+	if (!graph_link_ours(g, path_or_url)) {
+		char *o = http_url_origin(path_or_url);
+		log_warn("graph: refusing to send the access token to %s: "
+			 "only %s gets it",
+			 o ? o : "a URL that does not parse", g->origin);
+		free(o);
+		return -EPERM;
+	}
+	return buf_append_str(url, path_or_url);
+}
+
+/* Why a request gave up before its deadline's end, said once per outage. */
+static void give_up(struct graph *g, int err, const struct http_response *resp,
+		    int attempt, const char *why)
+{
+	if (err)
+		log_msg(failure_level(g),
+			"graph: giving up within read_timeout (%.0f s, %d "
+			"attempts%s): %s",
+			g->give_up_after, attempt, why, resp->error);
+	else
+		log_msg(failure_level(g),
+			"graph: giving up within read_timeout (%.0f s, %d "
+			"attempts%s): HTTP %ld",
+			g->give_up_after, attempt, why, resp->status);
 }
 
 int graph_get(struct graph *g, const char *path_or_url,
@@ -358,21 +522,25 @@ int graph_get(struct graph *g, const char *path_or_url,
 	buf_init(&url, 16 * 1024);
 	buf_init_secret(&token, 64 * 1024);
 	buf_init_secret(&authz, 64 * 1024 + 16);
-	if (strncmp(path_or_url, "https://", 8) == 0 ||
-	    strncmp(path_or_url, "http://", 7) == 0)
-		err = buf_append_str(&url, path_or_url);
-	else
-		err =
-		    buf_appendf(&url, "%s%s%s", g->base_url,
-				path_or_url[0] == '/' ? "" : "/", path_or_url);
+	err = request_url(g, path_or_url, &url);
 	if (err)
 		goto out;
 
-	double deadline = mono_now() + g->give_up_after;
-	double wait = 0;
+	double deadline =
+	    g->give_up_after > 0 ? mono_now() + g->give_up_after : 0;
 
 	for (int attempt = 1;; attempt++) {
-		sleep_s(g, gate_wait(g));
+		double wait = gate_wait(g, false);
+		if (deadline && mono_now() + wait > deadline) {
+			/* Throttled past our time: no request could help. */
+			resp->status = 429;
+			give_up(g, 0, resp, attempt - 1, ", throttled past it");
+			break;
+		}
+		if (sleep_s(g, wait)) {
+			err = -ESHUTDOWN;
+			break;
+		}
 		buf_reset(&token);
 		buf_reset(&authz);
 		err = auth_token(g->auth, &token);
@@ -389,8 +557,8 @@ int graph_get(struct graph *g, const char *path_or_url,
 		    .url = url.data,
 		    .headers = headers,
 		    .nheaders = 2,
-		    .max_body = 64u << 20,
-		    .timeout_ms = 120000,
+		    .max_body = GRAPH_MAX_BODY,
+		    .timeout_ms = ms_left(deadline, REQUEST_TIMEOUT_MS),
 		};
 		atomic_fetch_add(&g->requests, 1);
 		err = http_perform(g->http, &req, resp);
@@ -410,19 +578,27 @@ int graph_get(struct graph *g, const char *path_or_url,
 		if (!err && (resp->status == 429 || resp->status == 503) &&
 		    !last) {
 			/* The gate closes for everyone, even when this caller
-			 * then gives up rather than wait. */
-			throttled(g, resp, attempt);
-			wait = gate_wait(g);
-			if (!out_of_time(g, deadline, wait))
-				continue;
-			goto give_up;
+			 * then gives up rather than wait (at the loop's top).
+			 */
+			throttled(g, resp, attempt, false);
+			continue;
 		}
 		if (((!err && resp->status >= 500) ||
 		     (err && http_error_is_transient(err))) &&
 		    !last) {
 			wait = backoff(g, attempt);
-			if (out_of_time(g, deadline, wait))
-				goto give_up;
+			if (deadline) {
+				/* A shorter wait, so a last attempt still
+				 * fits: the request fails at its deadline,
+				 * not a whole backoff before it. */
+				double left = deadline - mono_now();
+				if (left < LAST_ATTEMPT_MIN) {
+					give_up(g, err, resp, attempt, "");
+					break;
+				}
+				if (wait > left - LAST_ATTEMPT_MIN)
+					wait = left - LAST_ATTEMPT_MIN;
+			}
 			if (err)
 				log_debug("graph: %s; retrying", resp->error);
 			atomic_fetch_add(&g->retries, 1);
@@ -432,18 +608,6 @@ int graph_get(struct graph *g, const char *path_or_url,
 		if (err && err != -ESHUTDOWN)
 			log_msg(failure_level(g), "graph: request failed: %s",
 				resp->error);
-		break;
-	give_up:
-		if (err)
-			log_msg(failure_level(g),
-				"graph: giving up within read_timeout (%.0f s, "
-				"%d attempts): %s",
-				g->give_up_after, attempt, resp->error);
-		else
-			log_msg(failure_level(g),
-				"graph: giving up within read_timeout (%.0f s, "
-				"%d attempts): HTTP %ld",
-				g->give_up_after, attempt, resp->status);
 		break;
 	}
 	if (!err && resp->status < 400) {
@@ -474,9 +638,10 @@ static int download_body(void *ctx, const char *data, size_t len)
 	return d->sink(d->ctx, data, len);
 }
 
-int graph_download(struct graph *g, const char *url, unsigned long long offset,
-		   unsigned long long length, http_sink_fn sink, void *sink_ctx,
-		   struct http_response *resp)
+int graph_download_until(struct graph *g, const char *url,
+			 unsigned long long offset, unsigned long long length,
+			 double deadline, http_sink_fn sink, void *sink_ctx,
+			 struct http_response *resp)
 {
 	struct download_sink d = {resp, sink, sink_ctx};
 	char range[64];
@@ -500,12 +665,46 @@ int graph_download(struct graph *g, const char *url, unsigned long long offset,
 	    .sink = download_body,
 	    .sink_ctx = &d,
 	};
-	sleep_s(g, gate_wait(g));
+	double wait = gate_wait(g, true);
+	if (deadline && mono_now() + wait > deadline) {
+		resp->status = 0;
+		snprintf(resp->error, sizeof(resp->error),
+			 "downloads paused for %.0f s more by the service's "
+			 "Retry-After",
+			 wait);
+		return -ETIMEDOUT;
+	}
+	if (sleep_s(g, wait))
+		return -ESHUTDOWN;
+	req.timeout_ms = ms_left(deadline, 0);
 	int err = http_perform(g->http, &req, resp);
+	if (err == -EINVAL) {
+		/* Never the URL itself: it is the credential. */
+		char *o = http_url_origin(url);
+		log_warn("download: refusing the download URL on %s: %s",
+			 o ? o : "(unparsable)", resp->error);
+		free(o);
+	}
 	count_request(g, GRAPH_ROUTE_DOWNLOAD, err, resp->status);
 	if (!err && (resp->status == 429 || resp->status == 503))
-		throttled(g, resp, 1);
+		throttled(g, resp, 1, true);
+	if (!err && resp->status >= 200 && resp->status < 300) {
+		pthread_mutex_lock(&g->lock);
+		g->download_throttle_logged = 0;
+		pthread_mutex_unlock(&g->lock);
+	}
 	return err;
+}
+
+int graph_download(struct graph *g, const char *url, unsigned long long offset,
+		   unsigned long long length, http_sink_fn sink, void *sink_ctx,
+		   struct http_response *resp)
+{
+	double deadline =
+	    g->give_up_after > 0 ? mono_now() + g->give_up_after : 0;
+
+	return graph_download_until(g, url, offset, length, deadline, sink,
+				    sink_ctx, resp);
 }
 
 int graph_download_range(const struct http_response *resp, long long *first,

@@ -9,7 +9,10 @@
  *  - 429/503 pause ALL Graph requests of this client until Retry-After has
  *    passed (SharePoint counts throttled calls too), then retry;
  *  - network errors and 5xx retry with exponential backoff and jitter;
- *  - a final failure is logged once with Graph's error code and request-id.
+ *  - a final failure is logged once with Graph's error code and request-id;
+ *  - the bearer token goes only to the base URL's origin (scheme, host,
+ *    port): an absolute URL elsewhere is refused without a request;
+ *  - with give_up_after, a request and its retries end by that deadline.
  * Drive operations and the JSON model (item.h) are built on graph_get().
  */
 
@@ -17,6 +20,11 @@
 
 struct auth;
 struct graph;
+
+/* The largest Graph answer read (a page of 1,000 items is about 2 MiB), and
+ * the most memory its JSON parse may take (base/json_cost.h). */
+#define GRAPH_MAX_BODY	    (8u << 20)
+#define GRAPH_JSON_COST_MAX (32u << 20)
 
 struct graph_config {
 	const char *base_url; /* "https://graph.microsoft.com/v1.0" */
@@ -26,7 +34,8 @@ struct graph_config {
 				 included (read_timeout); 0 = no limit */
 };
 
-/* Borrows http and auth. NULL + *err (-ENOMEM). */
+/* Borrows http and auth. NULL + *err (-ENOMEM; -EINVAL for a base URL
+ * that is not http(s)). */
 struct graph *graph_new(struct http *http, struct auth *auth,
 			const struct graph_config *cfg, int *err);
 void graph_free(struct graph *g);
@@ -37,11 +46,26 @@ void graph_free(struct graph *g);
  * Returns 0 when a final response arrived (look at resp->status; throttles
  * and 5xx were retried first), a negative errno from the transport after
  * retries, or the auth error (-EACCES, -EAGAIN) when no token could be had.
- * Retries stop at max_attempts, or sooner when the next wait would end past
- * give_up_after: the last answer is then returned as it came.
+ * Retries stop at max_attempts, or at give_up_after seconds from the call:
+ * the last answer is then returned as it came (a throttle gate closed past
+ * that time: status 429 without a request). An absolute URL that is not on
+ * the base's origin is refused with -EPERM and a log line. Bodies past
+ * GRAPH_MAX_BODY fail with -EFBIG.
  */
 int graph_get(struct graph *g, const char *path_or_url,
 	      struct http_response *resp);
+
+/* True when url is on the base's origin: scheme, host and port as both our
+ * URL parser and libcurl read them, with no userinfo. */
+int graph_link_ours(struct graph *g, const char *url);
+/* The base's origin, "https://host:port" (for log lines). Borrowed. */
+const char *graph_origin(const struct graph *g);
+
+/* A slot for one collection page (its body and parse tree): blocks while
+ * all are taken. Bounds the memory of concurrent listings and delta
+ * rounds. Every take is followed by one give. */
+void graph_page_slot_take(struct graph *g);
+void graph_page_slot_give(struct graph *g);
 
 /* errno for a final HTTP status (404 -> ENOENT, 403 -> EACCES, ...). */
 int graph_status_errno(long status);
@@ -63,12 +87,25 @@ void graph_error_code(const char *body, size_t len, char *out, size_t cap);
  * the URL is the credential), used byte for byte. length 0 asks for
  * everything from offset without a Range header when offset is 0. Body
  * bytes of a 200 or 206 go to sink; other bodies are dropped. Waits for the
- * throttle gate first, and a 429/503 closes it, but nothing is retried here:
- * the caller owns the resume position. Returns as http_perform().
+ * throttle gates first (Graph's and the download host's); a 429/503 closes
+ * the download gate only, for at most a minute. Nothing is retried here:
+ * the caller owns the resume position. The transfer ends by give_up_after
+ * seconds from the call. Returns as http_perform(); a URL that is not
+ * https (unless allowed) is -EINVAL with a log line naming its origin.
  */
 int graph_download(struct graph *g, const char *url, unsigned long long offset,
 		   unsigned long long length, http_sink_fn sink, void *sink_ctx,
 		   struct http_response *resp);
+/*
+ * The same with the caller's deadline (CLOCK_MONOTONIC seconds, 0: none)
+ * instead of give_up_after: the gate wait and the transfer end by then.
+ * A gate closed past the deadline returns -ETIMEDOUT at once, resp->error
+ * saying so. For a reader enforcing one deadline across its retries.
+ */
+int graph_download_until(struct graph *g, const char *url,
+			 unsigned long long offset, unsigned long long length,
+			 double deadline, http_sink_fn sink, void *sink_ctx,
+			 struct http_response *resp);
 
 /* The Content-Range of a download response: first byte and total (-1 when
  * the header says "*"). 0, or -EINVAL when absent or malformed. */

@@ -1,10 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * driveItem JSON -> struct graph_item, and the paged walks (children, delta).
- * json-c objects never leave this file. Every page is bounded by the HTTP
- * layer's body limit; a nextLink seen before ends the walk with -ELOOP, and
- * a walk has a page budget and a budget of consecutive empty pages, so a
- * misbehaving service cannot loop us forever.
+ * json-c objects never leave this file.
+ *
+ * Nothing a page says is trusted:
+ *  - a body is at most GRAPH_MAX_BODY, and its parse at most
+ *    GRAPH_JSON_COST_MAX of memory (estimated before parsing), with at most
+ *    PAGE_ITEMS_MAX items: far above what Graph sends ($top is 1,000);
+ *  - a walk holds one page at a time (a page slot, graph.h) and hands each
+ *    page's items to the caller before the next, so a listing's memory does
+ *    not grow with its length; it stops after WALK_ITEMS_MAX items;
+ *  - links are followed only on the Graph origin (the token goes with
+ *    them); a nextLink seen before ends the walk with -ELOOP, and a walk has
+ *    a page budget and a budget of consecutive empty pages;
+ *  - every name is validated, the drive root's included, and a child that
+ *    claims to be the drive root is skipped.
  */
 #include "config.h"
 
@@ -12,18 +22,27 @@
 
 #include <errno.h>
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/json_cost.h"
 #include "base/log.h"
 #include "base/url.h"
 #include "graph/graph.h"
+#include "graph/json.h"
 
 #define PAGE_BUDGET  100000
 #define RECENT_LINKS 8
+/* Graph pages hold at most 1,000 items ($top); five times that is no
+ * service we know. */
+#define PAGE_ITEMS_MAX 5000
+/* A listing or a delta round beyond this many items is refused: memory is
+ * bounded by the page, but the store and the time are not. */
+#define WALK_ITEMS_MAX 100000
 /* Real services send an empty page now and then, not hundreds in a row. */
 #define EMPTY_PAGE_BUDGET 200
 #define SELECT                                                                 \
@@ -162,8 +181,8 @@ static int item_from_json(struct json_object *o, struct graph_item *it)
 		err = 0;
 		goto out;
 	}
-	if (!it->name ||
-	    (!it->is_root && !graph_name_valid(it->name, strlen(it->name))))
+	/* The root's name too: a "root" facet is no pass for "a/b". */
+	if (!it->name || !graph_name_valid(it->name, strlen(it->name)))
 		goto out;
 	if ((v = member(o, "size", json_type_int))) {
 		it->size = json_object_get_int64(v);
@@ -219,14 +238,19 @@ out:
 	return err;
 }
 
-/* A JSON object from data[0..len), or NULL; parsed in place. */
-static struct json_object *parse_json(const char *data, size_t len)
+struct json_object *graph_json_object(const char *data, size_t len)
 {
 	struct json_tokener *tok;
 	struct json_object *obj = NULL;
 
-	if (!data || len > INT32_MAX || !(tok = json_tokener_new()))
+	if (!data || len > INT32_MAX ||
+	    json_cost(data, len) > GRAPH_JSON_COST_MAX ||
+	    !(tok = json_tokener_new()))
 		return NULL;
+	/* Strict JSON, which json_cost() counts right: json-c's lenient mode
+	 * takes comments and single-quoted strings, which could hide
+	 * containers from the estimate. Graph sends strict JSON. */
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	obj = json_tokener_parse_ex(tok, data, (int)len);
 	if (obj && (json_tokener_get_error(tok) != json_tokener_success ||
 		    !json_object_is_type(obj, json_type_object))) {
@@ -248,7 +272,7 @@ static struct json_object *parse_json(const char *data, size_t len)
 
 int graph_item_parse(const char *json, size_t len, struct graph_item *out)
 {
-	struct json_object *o = parse_json(json, len);
+	struct json_object *o = graph_json_object(json, len);
 	int err = o ? item_from_json(o, out) : -EINVAL;
 
 	json_object_put(o);
@@ -267,7 +291,7 @@ static int get_item(struct graph *g, const char *path, const char *what,
 		err = resp.status == 404 ? -ENOENT : graph_fail(what, &resp);
 	if (!err) {
 		struct json_object *o =
-		    parse_json(resp.body.data, resp.body.len);
+		    graph_json_object(resp.body.data, resp.body.len);
 		err = o ? item_from_json(o, out) : -EIO;
 		if (err)
 			log_warn("%s: malformed driveItem in the answer", what);
@@ -378,8 +402,6 @@ int graph_item_get_by_path(struct graph *g, const char *drive_id,
 	return err;
 }
 
-/* Walks pages from first_url. For delta, *final_link receives the
- * deltaLink; on 410, *resync_url the Location. */
 /* A link is followed byte for byte: one with a NUL in it is refused
  * rather than cut short. */
 static int copy_link(const char *what, struct json_object *v, char **out)
@@ -401,15 +423,23 @@ int graph_page_parse(const char *json, size_t len, const char *what,
 	int err = 0;
 
 	memset(out, 0, sizeof(*out));
-	o = parse_json(json, len);
+	o = graph_json_object(json, len);
 	value = member(o, "value", json_type_array);
 	if (!value) {
-		log_warn("%s: malformed page (no JSON value array), %zu bytes",
+		log_warn("%s: malformed page (no JSON value array, or one "
+			 "beyond any real page), %zu bytes",
 			 what, len);
 		err = -EIO;
 		goto out;
 	}
 	size_t n = json_object_array_length(value);
+	if (n > PAGE_ITEMS_MAX) {
+		log_warn("%s: a page of %zu items (Graph sends at most "
+			 "1,000); refusing it",
+			 what, n);
+		err = -EIO;
+		goto out;
+	}
 	for (size_t i = 0; i < n && !err; i++) {
 		struct graph_item it;
 		int perr =
@@ -451,17 +481,91 @@ void graph_page_release(struct graph_page *p)
 	p->next_link = p->delta_link = NULL;
 }
 
-static int walk(struct graph *g, const char *first_url, const char *what,
-		graph_item_fn fn, void *ctx, char **final_link,
+/* What a walk does with what it finds. */
+struct walk_ctx {
+	struct graph *g;
+	const char *what;
+	graph_item_fn fn;
+	graph_page_fn page_end; /* NULL: none */
+	void *ctx;
+	bool children; /* a folder's children: none of them is the root */
+	size_t items;  /* so far, skipped ones included */
+};
+
+/* Per item: the listing's bound, and no child claiming to be the root. */
+static int walk_item(void *ctx, const struct graph_item *it)
+{
+	struct walk_ctx *w = ctx;
+
+	if (++w->items > WALK_ITEMS_MAX) {
+		log_warn("%s: more than %d items; giving up (spfs lists at "
+			 "most that many)",
+			 w->what, WALK_ITEMS_MAX);
+		return -EFBIG;
+	}
+	if (w->children && it->is_root) {
+		log_warn("%s: skipped '%s', a child marked as the drive root",
+			 w->what, it->name ? it->name : "");
+		return 0;
+	}
+	return w->fn(w->ctx, it);
+}
+
+/* A link the walk may follow: on the Graph origin, which alone gets the
+ * token. Said once, with the origin but not the rest of the link. */
+static int link_allowed(struct walk_ctx *w, const char *kind, const char *url)
+{
+	if (graph_link_ours(w->g, url))
+		return 0;
+	char *o = http_url_origin(url);
+	log_warn("%s: the service sent a %s to another origin (%s); only %s "
+		 "gets the access token, so the walk stops here",
+		 w->what, kind, o ? o : "a URL that does not parse",
+		 graph_origin(w->g));
+	free(o);
+	return -EIO;
+}
+
+/* Fetches and parses one page of url into *p, holding a page slot while
+ * its body and tree exist. 410 with resync_url: -ESTALE. */
+static int walk_page(struct walk_ctx *w, const char *url, struct graph_page *p,
+		     char **resync_url)
+{
+	struct http_response resp;
+	int err;
+
+	graph_page_slot_take(w->g);
+	http_response_init(&resp);
+	err = graph_get(w->g, url, &resp);
+	if (!err && resp.status == 410 && resync_url) {
+		*resync_url = resp.location ? strdup(resp.location) : NULL;
+		err = -ESTALE;
+	} else if (!err && resp.status != 200) {
+		err = graph_fail(w->what, &resp);
+	} else if (!err) {
+		err = graph_page_parse(resp.body.data, resp.body.len, w->what,
+				       walk_item, w, p);
+	} else if (err == -EFBIG) {
+		log_warn("%s: a page larger than %u bytes; refusing it",
+			 w->what, GRAPH_MAX_BODY);
+		err = -EIO;
+	}
+	http_response_release(&resp);
+	graph_page_slot_give(w->g);
+	return err;
+}
+
+/* Walks pages from first_url. For delta, *final_link receives the
+ * deltaLink; on 410, *resync_url the Location. */
+static int walk(struct walk_ctx *w, const char *first_url, char **final_link,
 		char **resync_url)
 {
 	char *recent[RECENT_LINKS] = {0};
 	char *url = strdup(first_url);
-	struct http_response resp;
+	const char *what = w->what;
 	int empty_run = 0;
 	int err = 0;
 
-	http_response_init(&resp);
 	/* The first link counts as seen: a page linking to itself stops at
 	 * the second request. */
 	recent[RECENT_LINKS - 1] = strdup(first_url);
@@ -479,31 +583,24 @@ static int walk(struct graph *g, const char *first_url, const char *what,
 			err = -ELOOP;
 			break;
 		}
-		err = graph_get(g, url, &resp);
-		if (err)
-			break;
-		if (resp.status == 410 && resync_url) {
-			*resync_url =
-			    resp.location ? strdup(resp.location) : NULL;
-			err = -ESTALE;
-			break;
-		}
-		if (resp.status != 200) {
-			err = graph_fail(what, &resp);
-			break;
-		}
-		err = graph_page_parse(resp.body.data, resp.body.len, what, fn,
-				       ctx, &p);
+		err = walk_page(w, url, &p, resync_url);
 		if (err)
 			break;
 		free(url);
 		url = p.next_link;
 		p.next_link = NULL;
 		if (!url && p.delta_link && final_link) {
-			*final_link = p.delta_link;
-			p.delta_link = NULL;
+			err = link_allowed(w, "deltaLink", p.delta_link);
+			*final_link = err ? NULL : p.delta_link;
+			p.delta_link = err ? p.delta_link : NULL;
 		}
 		graph_page_release(&p);
+		if (!err && url)
+			err = link_allowed(w, "nextLink", url);
+		if (!err && w->page_end)
+			err = w->page_end(w->ctx);
+		if (err)
+			break;
 		/* Pages that keep coming with nothing in them: a service stuck
 		 * handing out fresh links (each new, so not caught below). */
 		empty_run = p.items || p.skipped ? 0 : empty_run + 1;
@@ -535,13 +632,19 @@ static int walk(struct graph *g, const char *first_url, const char *what,
 	free(url);
 	for (int k = 0; k < RECENT_LINKS; k++)
 		free(recent[k]);
-	http_response_release(&resp);
 	return err;
 }
 
-int graph_children(struct graph *g, const char *drive_id, const char *item_id,
-		   graph_item_fn fn, void *ctx)
+int graph_children_paged(struct graph *g, const char *drive_id,
+			 const char *item_id, graph_item_fn fn,
+			 graph_page_fn page_end, void *ctx)
 {
+	struct walk_ctx w = {.g = g,
+			     .what = "list folder",
+			     .fn = fn,
+			     .page_end = page_end,
+			     .ctx = ctx,
+			     .children = true};
 	struct buf path;
 	int err;
 
@@ -550,16 +653,26 @@ int graph_children(struct graph *g, const char *drive_id, const char *item_id,
 	err =
 	    err ? err
 		: buf_append_str(&path, "/children?$top=1000&$select=" SELECT);
-	err =
-	    err ? err : walk(g, path.data, "list folder", fn, ctx, NULL, NULL);
+	err = err ? err : walk(&w, path.data, NULL, NULL);
 	buf_release(&path);
 	return err;
 }
 
-int graph_delta(struct graph *g, const char *drive_id, const char *link,
-		graph_item_fn fn, void *ctx, char **delta_link,
-		char **resync_url)
+int graph_children(struct graph *g, const char *drive_id, const char *item_id,
+		   graph_item_fn fn, void *ctx)
 {
+	return graph_children_paged(g, drive_id, item_id, fn, NULL, ctx);
+}
+
+int graph_delta(struct graph *g, const char *drive_id, const char *link,
+		graph_item_fn fn, graph_page_fn page_end, void *ctx,
+		char **delta_link, char **resync_url)
+{
+	struct walk_ctx w = {.g = g,
+			     .what = "delta",
+			     .fn = fn,
+			     .page_end = page_end,
+			     .ctx = ctx};
 	struct buf path;
 	int err = 0;
 
@@ -569,13 +682,14 @@ int graph_delta(struct graph *g, const char *drive_id, const char *link,
 	if (link) {
 		err = buf_append_str(&path, link);
 	} else {
+		/* $select as for children: smaller pages, and the links
+		 * keep it. */
 		err = drive_path(&path, drive_id, NULL);
 		err = err ? err
-			  : buf_append_str(&path, "/root/delta?token=latest");
+			  : buf_append_str(&path, "/root/delta?token=latest"
+						  "&$select=" SELECT);
 	}
-	err =
-	    err ? err
-		: walk(g, path.data, "delta", fn, ctx, delta_link, resync_url);
+	err = err ? err : walk(&w, path.data, delta_link, resync_url);
 	if (err) {
 		free(*delta_link);
 		*delta_link = NULL;
@@ -600,7 +714,7 @@ int graph_drive_quota(struct graph *g, const char *drive_id, uint64_t *total,
 		err = graph_fail("drive quota", &resp);
 	if (!err) {
 		struct json_object *o =
-		    parse_json(resp.body.data, resp.body.len);
+		    graph_json_object(resp.body.data, resp.body.len);
 		struct json_object *q = member(o, "quota", json_type_object);
 		struct json_object *t = member(q, "total", json_type_int);
 		struct json_object *u = member(q, "used", json_type_int);

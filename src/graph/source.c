@@ -24,6 +24,7 @@
 #include "base/url.h"
 #include "graph/graph.h"
 #include "graph/item.h"
+#include "graph/json.h"
 
 void source_release(struct source *s)
 {
@@ -402,11 +403,7 @@ static struct json_object *get_json(struct graph *g, const char *path,
 	} else if (resp.status != 200) {
 		*err = graph_fail(what, &resp);
 		buf_appendf(msg, "%s: HTTP %ld", what, resp.status);
-	} else if (!(o = json_tokener_parse(resp.body.data ? resp.body.data
-							   : "")) ||
-		   !json_object_is_type(o, json_type_object)) {
-		json_object_put(o);
-		o = NULL;
+	} else if (!(o = graph_json_object(resp.body.data, resp.body.len))) {
 		*err = -EIO;
 		buf_appendf(msg, "%s: malformed JSON from Graph", what);
 	}

@@ -7,6 +7,11 @@
  * CURLSH so DNS, TLS sessions and connections are reused across threads.
  * Lock order: share locks are leaf locks taken only inside curl; h->lock
  * guards the list of easy handles and is never held across a transfer.
+ *
+ * Secrets: libcurl copies request headers (the bearer token) and POST
+ * bodies (assertions, client secrets) into buffers of its own. It is given
+ * an allocator that wipes every block it frees or outgrows, so a core or a
+ * later heap bug does not find old tokens in freed memory.
  */
 #include "config.h"
 
@@ -14,6 +19,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -50,9 +56,39 @@ struct http {
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc;
 
+static void wipe_free(void *p)
+{
+	if (p) {
+		explicit_bzero(p, malloc_usable_size(p));
+		free(p);
+	}
+}
+
+/* Grows by copy so the old block can be wiped; shrinks in place. */
+static void *wipe_realloc(void *p, size_t n)
+{
+	if (!p)
+		return malloc(n);
+	size_t old = malloc_usable_size(p);
+	if (n && n <= old)
+		return p;
+	void *q = malloc(n ? n : 1);
+	if (!q)
+		return NULL;
+	memcpy(q, p, old < n ? old : n);
+	wipe_free(p);
+	return q;
+}
+
+static char *plain_strdup(const char *s)
+{
+	return strdup(s);
+}
+
 static void global_init(void)
 {
-	global_rc = curl_global_init(CURL_GLOBAL_ALL);
+	global_rc = curl_global_init_mem(CURL_GLOBAL_ALL, malloc, wipe_free,
+					 wipe_realloc, plain_strdup, calloc);
 }
 
 static void share_lock(CURL *c, curl_lock_data data, curl_lock_access access,
@@ -394,6 +430,39 @@ static int on_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow,
 	return atomic_load(&h->aborted) ? 1 : 0;
 }
 
+char *http_url_origin(const char *url)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *port = NULL, *user = NULL;
+	char *out = NULL;
+
+	pthread_once(&global_once, global_init);
+	if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_USER, &user, 0) != CURLUE_NO_USER ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) !=
+		CURLUE_OK ||
+	    (strcasecmp(scheme, "https") != 0 &&
+	     strcasecmp(scheme, "http") != 0))
+		goto out;
+	size_t n = strlen(scheme) + strlen(host) + strlen(port) + 5;
+	out = malloc(n);
+	if (!out)
+		goto out;
+	snprintf(out, n, "%s://%s:%s", scheme, host, port);
+	for (char *p = out; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_free(user);
+	curl_url_cleanup(u);
+	return out;
+}
+
 int http_error_is_transient(int err)
 {
 	return err == -ECONNREFUSED || err == -ETIMEDOUT ||
@@ -475,6 +544,8 @@ int http_perform(struct http *h, const struct http_request *req,
 	curl_easy_setopt(easy, CURLOPT_URL, req->url);
 	curl_easy_setopt(easy, CURLOPT_SHARE, h->share);
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	if (req->no_proxy)
+		curl_easy_setopt(easy, CURLOPT_NOPROXY, "*");
 	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR,
 			 h->allow_http || req->allow_http ? "http,https"
 							  : "https");

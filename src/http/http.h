@@ -56,6 +56,8 @@ struct http_request {
 	long timeout_ms; /* whole request; 0 = none (the stall timeout applies)
 			  */
 	int allow_http;	 /* this request may use http:// (IMDS is plain HTTP) */
+	int no_proxy;	 /* never through a proxy, whatever the environment
+			    says (IMDS: the link-local service, plain HTTP) */
 };
 
 struct http_response {
@@ -106,5 +108,14 @@ void http_abort(struct http *h);
  * Callers that back off or wait for a gate use it, so that an unmount
  * during an outage is prompt. */
 int http_sleep(struct http *h, double seconds);
+
+/*
+ * The origin of an absolute http(s) URL as libcurl would connect to it:
+ * "scheme://host:port", scheme and host in lower case, the port always
+ * given. Parsed by libcurl's own URL parser, so the answer is where a
+ * request would go. malloc'd, or NULL for a URL libcurl cannot parse, one
+ * with userinfo ("user@"), or no memory.
+ */
+char *http_url_origin(const char *url);
 
 #endif

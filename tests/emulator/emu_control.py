@@ -29,9 +29,11 @@ from emu_http import http_date, send_bytes, send_error_json, send_json
 
 NON_GRAPH_ROUTES = ("token", "imds", "oidc", "download")
 FAULT_KINDS = ("latency", "throttle", "status", "expired_token", "reset", "truncate", "malformed",
-               "hostile")
+               "hostile", "slow", "patch")
 # What a `hostile` fault does to a children or delta page (emu_graph.send_page).
-HOSTILE = ("names", "fields", "nextlink_loop", "endless", "not_object", "no_value")
+HOSTILE = ("names", "fields", "nextlink_loop", "endless", "not_object", "no_value",
+           "foreign_link", "cycle", "huge_empty", "endless_full", "root_child", "duplicates",
+           "http_download")
 
 
 class Faults:
@@ -51,6 +53,10 @@ class Faults:
             raise ValueError("expired_token applies to Graph routes only")
         if body["kind"] == "hostile" and body.get("what") not in HOSTILE:
             raise ValueError(f"hostile faults need what = one of {HOSTILE}")
+        if body["kind"] == "slow" and not float(body.get("bps", 0)) > 0:
+            raise ValueError("slow faults need bps > 0 (bytes per second)")
+        if body["kind"] == "patch" and not isinstance(body.get("set"), dict):
+            raise ValueError("patch faults need set = an object of members")
         rate = body.get("rate")
         if rate is not None and not 0 <= float(rate) <= 1:
             raise ValueError("rate must be within 0..1")
@@ -63,7 +69,9 @@ class Faults:
                      "retry_after": body.get("retry_after", 1),
                      "retry_after_format": body.get("retry_after_format", "seconds"),
                      "ratelimit": body.get("ratelimit", False),
-                     "after_bytes": body.get("after_bytes"), "what": body.get("what")}
+                     "after_bytes": body.get("after_bytes"), "what": body.get("what"),
+                     "bps": body.get("bps"), "set": body.get("set"), "mib": body.get("mib"),
+                     "items": body.get("items"), "folder": body.get("folder")}
             self.next_id += 1
             self.items.append(fault)
         return fault
@@ -117,6 +125,10 @@ class Faults:
                 return True
             elif kind == "hostile":  # acts on the page, if the route sends one
                 req.extra_log["page_fault"] = f
+            elif kind == "patch":  # members set in a successful JSON answer
+                req.extra_log["json_patch"] = f["set"]
+            elif kind == "slow":  # the body trickles at bps bytes a second
+                req.extra_log["slow_bps"] = float(f["bps"])
             else:  # reset, truncate, malformed: act while the body is sent
                 req.extra_log["body_fault"] = f
         return False

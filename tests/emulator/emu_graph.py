@@ -400,7 +400,8 @@ class GraphApp:
 
         with d.lock:
             if token == "latest":
-                return send_json(req, 200, {"value": [], "@odata.deltaLink": link({"s": d.seq})})
+                return self.send_page(req, d, d.root_id,
+                                      {"value": [], "@odata.deltaLink": link({"s": d.seq})})
             since, upto, offset = 0, d.seq, 0
             if token:
                 st = _unpack(self.secret, token)
@@ -427,6 +428,12 @@ class GraphApp:
         of the wrong type or missing), a nextLink to the page itself, fresh
         empty pages without end, or a body of the wrong shape."""
         fault = req.extra_log.get("page_fault")
+        if fault and fault.get("folder") is not None:
+            # Only the pages of this folder (a path below the library
+            # root; "" is the root) are spoiled.
+            target = d.resolve_path(d.items[d.root_id], fault["folder"].strip("/"))
+            if target is None or target.id != parent_id:
+                fault = None
         if not fault:
             return send_json(req, 200, body)
         what = fault["what"]
@@ -466,10 +473,85 @@ class GraphApp:
             body = [body]
         elif what == "no_value":
             body = {"value": "none", "@odata.nextLink": None}
+        elif what == "foreign_link":
+            # The page's link, or a nextLink to this page, moved to another
+            # origin (the download host: TLS with our CA, so a client that
+            # followed it would connect and send what it sends to Graph).
+            key = "@odata.deltaLink" if "@odata.deltaLink" in body else "@odata.nextLink"
+            link = body.get(key) or self._link_to(req.raw_path, req.raw_query)
+            u = urllib.parse.urlsplit(link)
+            other = urllib.parse.urlsplit(self.emu.python_content_url)
+            body[key] = urllib.parse.urlunsplit((other.scheme, other.netloc, u.path, u.query, ""))
+        elif what == "cycle":
+            body["value"] += self._cycle_items(d, parent_id, req.route == "delta")
+        elif what == "huge_empty":
+            # A page of empty objects: tiny as text, huge as a parse tree.
+            n = int(float(fault.get("mib") or 60) * (1 << 20)) // 3
+            data = b'{"value":[' + b"{}," * (n - 1) + b"{}]}"
+            return send_bytes(req, 200, data, None, "application/json; charset=utf-8")
+        elif what == "endless_full":
+            # Pages of new, valid items with a fresh nextLink each time,
+            # without end.
+            self.endless_n += 1
+            page, count = self.endless_n, int(fault.get("items") or 1000)
+            body = {"value": [fake(0, id=f"ENDLESS{page:06d}{i:05d}",
+                                   name=f"endless-{page:06d}-{i:05d}.txt",
+                                   eTag=f'"{{ENDLESS{page}-{i}}},1"',
+                                   cTag=f'"c:{{ENDLESS{page}-{i}}},1"')
+                              for i in range(count)],
+                    "@odata.nextLink": self._fresh_link(req)}
+        elif what == "root_child":
+            body["value"] += [fake(31, name="a/b", root={}, folder={"childCount": 0}),
+                              fake(32, name="", root={}),
+                              fake(33, name="rooty", root={}, folder={"childCount": 0})]
+        elif what == "duplicates":
+            # Same names, other ids: an older twin of the first real item,
+            # and two strangers that differ by their times; one name
+            # carries a terminal escape and a newline for the log line.
+            first = next((v for v in body["value"] if "file" in v), None)
+            if first:
+                body["value"].append(fake(41, name=first["name"],
+                                          lastModifiedDateTime="2001-01-01T00:00:00Z",
+                                          fileSystemInfo={"lastModifiedDateTime":
+                                                          "2001-01-01T00:00:00Z"}))
+            body["value"] += [fake(42, name="twin\u001b[31m\n.txt", size=1,
+                                   lastModifiedDateTime="2020-01-01T00:00:00Z"),
+                              fake(43, name="twin\u001b[31m\n.txt", size=2,
+                                   lastModifiedDateTime="2024-01-01T00:00:00Z")]
+        elif what == "http_download":
+            for v in body["value"]:
+                url = v.get("@microsoft.graph.downloadUrl")
+                if url:
+                    v["@microsoft.graph.downloadUrl"] = "http://" + url.split("://", 1)[1]
         data = json.dumps(body, ensure_ascii=False).encode("utf-8")
         # JSON cannot carry bytes that are not UTF-8; put them in by hand.
         data = data.replace(b"@@FFFE@@", b"\xff\xfe")
         send_bytes(req, 200, data, None, "application/json; charset=utf-8")
+
+    def _cycle_items(self, d, parent_id, in_delta):
+        """Items that would close a parent loop. In a children page: the
+        folder itself and its parent, as children of the folder. In delta:
+        the first folder with a subfolder, moved below that subfolder."""
+        def folder_item(item, parent, name=None):
+            return {"id": item.id, "name": name or item.name,
+                    "eTag": item.etag, "lastModifiedDateTime": iso(item.modified),
+                    "folder": {"childCount": len(item.children)},
+                    "parentReference": {"driveId": d.id, "driveType": "documentLibrary",
+                                        "id": parent}}
+        if not in_delta:
+            me = d.items[parent_id]
+            out = [folder_item(me, me.id, "self-loop")]
+            if me.parent_id is not None:
+                out.append(folder_item(d.items[me.parent_id], me.id, "parent-loop"))
+            return out
+        root = d.items[d.root_id]
+        for cid in sorted(root.children, key=lambda c: d.items[c].name):
+            c = d.items[cid]
+            subs = sorted((d.items[s] for s in c.children if d.items[s].is_folder),
+                          key=lambda s: s.name)
+            if c.is_folder and subs:
+                return [folder_item(c, subs[0].id)]
+        return []
 
     def _fresh_link(self, req):
         """A link to the same request with a new counter: never seen before."""

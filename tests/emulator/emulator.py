@@ -252,7 +252,8 @@ class Emulator:
         entry = {"t": started, "end": time.time(), "listener": listener.name,
                  "method": req.method, "path": req.raw_path, "route": req.route,
                  "status": req.status, "range": req.header("Range"),
-                 "client_request_id": req.header("client-request-id")}
+                 "client_request_id": req.header("client-request-id"),
+                 "authorization": bool(req.header("Authorization"))}
         if "retry_after" in req.extra_log:
             entry["retry_after"] = req.extra_log["retry_after"]
         if "body_fault" in req.extra_log:

@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import emu_crypto  # noqa: E402
 import emu_nginx  # noqa: E402
-from emutest import EmulatorCase, request  # noqa: E402
+from emutest import EmulatorCase, request, wait_for  # noqa: E402
 from kubelet import mint_sa_token  # noqa: E402
 from qxh import file_quickxorhash  # noqa: E402
 
@@ -644,6 +644,79 @@ class Faults(EmulatorCase):
         statuses = [self.graph(f"/drives/{self.emu['drive_id']}/root", token=self.token).status
                     for _ in range(40)]
         self.assertTrue(0 < statuses.count(429) < 40, statuses)
+
+    def test_patch_and_slow_faults(self):
+        self.emu.fault(route="token", kind="patch", count=1,
+                       set={"token_type": None, "expires_in": 2**63 - 1})
+        body = self.post(self.token_url(), self.workload_form()).json()
+        self.assertIsNone(body["token_type"])
+        self.assertEqual(body["expires_in"], 2**63 - 1)
+        self.assertTrue(body["access_token"])
+        self.assertEqual(self.post(self.token_url(), self.workload_form()).json()["token_type"],
+                         "Bearer")
+        self.emu.fault(route="root", kind="slow", bps=2000, count=1)
+        t = time.time()
+        r = self.graph(f"/drives/{self.emu['drive_id']}/root", token=self.token)
+        self.assertEqual(r.status, 200)
+        self.assertGreaterEqual(time.time() - t, (len(r.body) - 200) / 2000 * 0.8)
+        # Logged once the handler returns, a moment after the last byte.
+        self.assertTrue(wait_for(lambda: [e.get("fault") for e in self.emu.requests("root")]
+                                 [-1:] == ["slow"], 5))
+
+    def hostile_page(self, what, folder=None, route="children", path=None, **kw):
+        self.emu.fault(route=route, kind="hostile", what=what, count=1,
+                       **({"folder": folder} if folder is not None else {}), **kw)
+        r = self.graph(path or f"/drives/{self.emu['drive_id']}/root:/reports:/children",
+                       token=self.token)
+        self.assertEqual(r.status, 200)
+        return r
+
+    def test_hostile_pages_of_the_audit(self):
+        d = self.emu["drive_id"]
+        other = urllib.parse.urlsplit(self.emu["python_content_url"]).netloc
+        page = self.hostile_page("foreign_link", path=f"/drives/{d}/root:/many:/children?$top=2")
+        self.assertEqual(urllib.parse.urlsplit(page.json()["@odata.nextLink"]).netloc, other)
+        latest = self.graph(f"/drives/{d}/root/delta?token=latest", token=self.token).json()
+        page = self.hostile_page("foreign_link", route="delta", path=latest["@odata.deltaLink"])
+        self.assertEqual(urllib.parse.urlsplit(page.json()["@odata.deltaLink"]).netloc, other)
+        reports = self.graph(f"/drives/{d}/root:/reports", token=self.token).json()
+        cyc = self.hostile_page("cycle").json()["value"]
+        loops = {v["name"]: v for v in cyc if v["name"] in ("self-loop", "parent-loop")}
+        self.assertEqual(loops["self-loop"]["id"], reports["id"])
+        self.assertEqual(loops["parent-loop"]["id"], reports["parentReference"]["id"])
+        self.assertEqual(loops["parent-loop"]["parentReference"]["id"], reports["id"])
+        r = self.hostile_page("huge_empty", mib=1)
+        self.assertGreater(len(r.body), 1 << 20)
+        self.assertTrue(all(v == {} for v in r.json()["value"]))
+        self.assertEqual(len(r.json()["value"]), (1 << 20) // 3)
+        first = self.hostile_page("endless_full", items=50).json()
+        self.assertEqual(len({v["id"] for v in first["value"]}), 50)
+        nxt = self.graph(first["@odata.nextLink"], token=self.token)  # not armed now: normal
+        self.assertEqual(nxt.status, 200)
+        names = [v["name"] for v in self.hostile_page("root_child").json()["value"]
+                 if "root" in v]
+        self.assertEqual(names, ["a/b", "", "rooty"])
+        dups = [v["name"] for v in self.hostile_page("duplicates").json()["value"]]
+        self.assertEqual(dups.count("twin\x1b[31m\n.txt"), 2)
+        urls = [v["@microsoft.graph.downloadUrl"] for v in
+                self.hostile_page("http_download").json()["value"]
+                if "@microsoft.graph.downloadUrl" in v]
+        self.assertTrue(urls and all(u.startswith("http://") for u in urls))
+        # A folder-scoped fault leaves other folders' pages alone.
+        self.emu.fault(route="children", kind="hostile", what="cycle", folder="finance")
+        try:
+            plain = self.graph(f"/drives/{d}/root:/reports:/children", token=self.token).json()
+            self.assertNotIn("self-loop", [v["name"] for v in plain["value"]])
+        finally:
+            self.emu.clear_faults()
+
+    def test_request_log_says_whether_a_token_came(self):
+        self.emu.reset()
+        self.graph(f"/drives/{self.emu['drive_id']}/root", token=self.token)
+        self.get(self.emu["python_content_url"] + "/v1.0/anything")
+        log = self.emu.requests()
+        self.assertTrue(next(e for e in log if e["route"] == "root")["authorization"])
+        self.assertFalse(next(e for e in log if e["listener"] == "content")["authorization"])
 
 
 

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Children/delta pages: only valid items reach the callback, every array
  * entry is passed or skipped, links match the JSON, a callback error on the
- * Nth item (N from the first byte) stops the walk and is returned. */
+ * Nth item (N from the first byte) stops the walk and is returned; a page
+ * whose parse would cost more than GRAPH_JSON_COST_MAX, or with more than
+ * 5,000 entries, is refused before any item is seen. */
 #include "config.h"
 
 #include <errno.h>
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json_cost.h"
 #include "base/log.h"
 #include "graph/graph.h"
 #include "graph/item.h"
@@ -95,6 +98,29 @@ static int link_matches(struct json_object *o, const char *key, const char *got)
 	return got && strcmp(got, json_object_get_string(v)) == 0;
 }
 
+/* json_cost()'s prices for the values json-c built (keys not counted). */
+static size_t tree_cost(struct json_object *o)
+{
+	size_t cost = 0;
+
+	if (json_object_is_type(o, json_type_object)) {
+		cost += 800;
+		json_object_object_foreach(o, key, val)
+		{
+			(void)key;
+			cost += tree_cost(val);
+		}
+	} else if (json_object_is_type(o, json_type_array)) {
+		cost += 800;
+		for (size_t i = 0; i < json_object_array_length(o); i++)
+			cost += tree_cost(json_object_array_get_idx(o, i));
+	} else {
+		cost +=
+		    100; /* null included: json-c allocates none, we count */
+	}
+	return cost;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int quiet;
@@ -115,6 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct json_object *o = NULL, *value = NULL;
 	if (!tok)
 		abort();
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	o = json_tokener_parse_ex(tok, copy, (int)size);
 	if (o && (json_tokener_get_error(tok) != json_tokener_success ||
 		  !json_object_is_type(o, json_type_object))) {
@@ -133,6 +160,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	json_tokener_free(tok);
 	if (o && (!json_object_object_get_ex(o, "value", &value) ||
 		  !json_object_is_type(value, json_type_array)))
+		value = NULL;
+	/* The estimate is an upper bound of what json-c built: every value
+	 * of the tree at its price, whatever the text's tricks. */
+	if (o && json_cost(copy, size) < size + tree_cost(o))
+		abort();
+	/* Past the bounds, the page is as bad as one without a value. */
+	int too_big = json_cost(copy, size) > GRAPH_JSON_COST_MAX ||
+		      (value && json_object_array_length(value) > 5000);
+	if (too_big)
 		value = NULL;
 
 	int err = graph_page_parse(copy, size, "fuzz", on_item, &w, &p);

@@ -21,8 +21,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct jwt_claims c;
 
 	token_grant_init(&g);
+	/* A lifetime within the clamp, so that obtained + expires_in never
+	 * overflows, and a refresh hint below it. */
 	if (token_response_parse(text, size, 1700000000, &g) == 0 &&
-	    (g.token.len == 0 || g.expires_in <= 0))
+	    (g.token.len == 0 || g.expires_in <= 0 ||
+	     g.expires_in > TOKEN_LIFETIME_MAX || g.refresh_in < 0 ||
+	     (g.refresh_in && g.refresh_in >= g.expires_in)))
 		abort();
 	token_grant_release(&g);
 

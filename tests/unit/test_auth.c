@@ -329,6 +329,7 @@ struct fake {
 	long long lifetime; /* expires_in handed out */
 	int fail_with;	    /* 0, -EAGAIN or -EACCES */
 	unsigned delay_ms;  /* time a fetch takes */
+	long long age;	    /* seconds the grant is already old */
 	atomic_int serial;
 	atomic_bool input_changed; /* what changed() answers */
 };
@@ -350,7 +351,7 @@ static int fake_fetch(struct credential *c, struct token_grant *g,
 		buf_append_str(msg, "fake failure");
 		return f->fail_with;
 	}
-	g->obtained = (long long)time(NULL);
+	g->obtained = (long long)time(NULL) - f->age;
 	g->expires_in = f->lifetime;
 	g->refresh_in = 0;
 	return buf_appendf(&g->token, "token-%d",
@@ -522,6 +523,29 @@ static void test_failures_back_off(void **state)
 	auth_free(b);
 }
 
+/* A token already expired when it arrives (a hostile or broken endpoint,
+ * or a lifetime that overflowed): a failure with its backoff, not a loop
+ * fetching again at once for every caller. */
+static void test_token_dead_on_arrival_backs_off(void **state)
+{
+	struct fake f = {.lifetime = 10, .age = 100};
+	struct buf t;
+
+	(void)state;
+	struct auth *a = make_auth(&f);
+	buf_init_secret(&t, 1024);
+	assert_int_equal(auth_token(a, &t), -EAGAIN);
+	assert_int_equal(t.len, 0);
+	assert_non_null(strstr(auth_last_error(a), "expires at once"));
+	int calls = atomic_load(&f.calls);
+	assert_true(calls >= 1 && calls <= 3);
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(auth_token(a, &t), -EAGAIN);
+	assert_int_equal(atomic_load(&f.calls), calls);
+	buf_release(&t);
+	auth_free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -539,6 +563,7 @@ int main(void)
 	    cmocka_unit_test(test_single_flight_cold),
 	    cmocka_unit_test(test_refresh_keeps_serving_old_token),
 	    cmocka_unit_test(test_failures_back_off),
+	    cmocka_unit_test(test_token_dead_on_arrival_backs_off),
 	};
 	log_set_level(LOG_ERROR);
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -113,11 +113,43 @@ static void test_json_escapes_and_one_line(void **state)
 	log_set_format(LOG_FORMAT_TEXT);
 
 	assert_non_null(strstr(out, "\"level\":\"info\""));
-	assert_non_null(strstr(out, "\"msg\":\"quote\\\" backslash\\\\ newline "
-				    " tab\\t ctl\\u0001 end\"}"));
+	assert_non_null(strstr(out,
+			       "\"msg\":\"quote\\\" backslash\\\\ newline\\n"
+			       " tab\\t ctl\\u0001 end\"}"));
 	/* Exactly one line. */
 	assert_non_null(strchr(out, '\n'));
 	assert_int_equal(strchr(out, '\n') - out + 1, (long)strlen(out));
+}
+
+/* What a hostile name could carry: ESC sequences, a newline that would
+ * forge a second line, DEL, a C1 CSI (U+009B), and bytes that are not
+ * UTF-8; ordinary UTF-8 stays as it is. */
+static void emit_terminal_escapes(void)
+{
+	log_warn("name '%s'", "a\x1b[31mred\x1b[0m\n2026 spfs[1] error: forged"
+			      "\x7f\xc2\x9b\xff\xfe caf\xc3\xa9 \\");
+}
+
+static void test_text_escapes_control_characters(void **state)
+{
+	(void)state;
+	char *out = capture_text_at(LOG_INFO, emit_terminal_escapes);
+
+	assert_non_null(strstr(
+	    out, " warn: name 'a\\x1b[31mred\\x1b[0m\\n2026 spfs[1] error: "
+		 "forged\\x7f\\xc2\\x9b\\xff\\xfe caf\xc3\xa9 \\\\'\n"));
+	/* One line, and no byte a terminal would act on. */
+	assert_int_equal(strchr(out, '\n') - out + 1, (long)strlen(out));
+	for (const unsigned char *p = (const unsigned char *)out; *p; p++)
+		assert_true(*p >= 0x20 || *p == '\n');
+	assert_null(strchr(out, 0x7f));
+
+	log_set_format(LOG_FORMAT_JSON);
+	out = capture(emit_terminal_escapes);
+	log_set_format(LOG_FORMAT_TEXT);
+	assert_non_null(strstr(out, "a\\u001b[31mred\\u001b[0m\\n2026 spfs[1] "
+				    "error: forged\\u007f\\u009b\\\\xff\\\\xfe "
+				    "caf\xc3\xa9 \\\\'\"}\n"));
 }
 
 static void emit_long(void)
@@ -173,6 +205,7 @@ int main(void)
 	    cmocka_unit_test(test_level_filter),
 	    cmocka_unit_test(test_demoted_warnings),
 	    cmocka_unit_test(test_json_escapes_and_one_line),
+	    cmocka_unit_test(test_text_escapes_control_characters),
 	    cmocka_unit_test(test_long_message_truncated),
 	    cmocka_unit_test(test_detach_keeps_a_file_sink),
 	    cmocka_unit_test(test_parse),

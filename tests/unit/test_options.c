@@ -135,6 +135,31 @@ static void test_sheets(void **state)
 	buf_release(&msg);
 }
 
+/* Ownership, modes or other users' access turn on the kernel's permission
+ * checks: without them uid=, gid= and umask= would restrict nothing. */
+static void test_modes_turn_on_default_permissions(void **state)
+{
+	static const char *const lists[] = {"allow_other", "uid=1000",
+					    "gid=1000", "umask=077"};
+	char *plain[] = {"spfs", "src", "/mnt", NULL};
+	struct options o;
+	struct buf msg;
+
+	(void)state;
+	buf_init(&msg, 1024);
+	assert_int_equal(parse(&o, &msg, 3, plain), 0);
+	assert_false(o.default_permissions);
+	options_release(&o);
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		char *argv[] = {"spfs", "-o",	(char *)lists[i],
+				"src",	"/mnt", NULL};
+		assert_int_equal(parse(&o, &msg, 5, argv), 0);
+		assert_true(o.default_permissions);
+		options_release(&o);
+	}
+	buf_release(&msg);
+}
+
 static void test_sizes(void **state)
 {
 	unsigned long long v;
@@ -201,6 +226,7 @@ int main(void)
 	    cmocka_unit_test(test_errors_say_what),
 	    cmocka_unit_test(test_flags),
 	    cmocka_unit_test(test_sheets),
+	    cmocka_unit_test(test_modes_turn_on_default_permissions),
 	    cmocka_unit_test(test_sizes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -81,6 +81,14 @@ static void test_rejects(void **state)
 	    "{\"access_token\":\"t\",\"expires_in\":0}",
 	    "{\"access_token\":\"t\",\"expires_on\":\"10\"}",
 	    "{\"access_token\":\"t\",\"expires_in\":10,\"token_type\":\"MAC\"}",
+	    /* Wrong types and numbers no conversion can hold. */
+	    "{\"access_token\":\"t\",\"expires_in\":10,\"token_type\":5}",
+	    "{\"access_token\":\"t\",\"expires_in\":10,\"token_type\":{}}",
+	    "{\"access_token\":\"t\",\"expires_in\":1e300}",
+	    "{\"access_token\":\"t\",\"expires_in\":-1e300}",
+	    "{\"access_token\":\"t\",\"expires_in\":NaN}",
+	    "{\"access_token\":\"t\",\"expires_in\":\"99999999999999999999\"}",
+	    "{\"access_token\":\"t\",\"expires_in\":null}",
 	    "{\"access_token\":\"t\",\"expires_in\":10",
 	};
 	struct token_grant g;
@@ -93,12 +101,49 @@ static void test_rejects(void **state)
 	}
 }
 
+/* Lifetimes past any real token are clamped, as numbers and as strings,
+ * so obtained + expires_in cannot overflow; refresh_in beyond the lifetime
+ * is dropped; a null token_type is no token type (Bearer). */
+static void test_hostile_lifetimes_clamped(void **state)
+{
+	static const char *const huge[] = {
+	    "{\"access_token\":\"t\",\"expires_in\":9223372036854775807}",
+	    "{\"access_token\":\"t\",\"expires_in\":\"9223372036854775807\"}",
+	    "{\"access_token\":\"t\",\"expires_in\":18446744073709551615}",
+	    "{\"access_token\":\"t\",\"expires_in\":1e18}",
+	    "{\"access_token\":\"t\",\"expires_on\":9223372036854775807}",
+	    "{\"access_token\":\"t\",\"expires_on\":\"9223372036854775807\"}",
+	};
+	struct token_grant g;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(huge) / sizeof(huge[0]); i++) {
+		assert_int_equal(parse(huge[i], &g), 0);
+		assert_int_equal(g.expires_in, TOKEN_LIFETIME_MAX);
+		assert_true(g.obtained + g.expires_in > g.obtained);
+		token_grant_release(&g);
+	}
+	assert_int_equal(parse("{\"access_token\":\"t\",\"expires_in\":3599,"
+			       "\"refresh_in\":9223372036854775807,"
+			       "\"token_type\":null}",
+			       &g),
+			 0);
+	assert_int_equal(g.expires_in, 3599);
+	assert_int_equal(g.refresh_in, 0);
+	token_grant_release(&g);
+	assert_int_equal(
+	    parse("{\"access_token\":\"t\",\"expires_in\":3599.9}", &g), 0);
+	assert_int_equal(g.expires_in, 3599);
+	token_grant_release(&g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_entra_shape),
 	    cmocka_unit_test(test_imds_shape_strings),
 	    cmocka_unit_test(test_rejects),
+	    cmocka_unit_test(test_hostile_lifetimes_clamped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
