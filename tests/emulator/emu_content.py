@@ -134,6 +134,11 @@ class ContentApp:
                                                       time.gmtime(modified))}
             if current:
                 headers["ETag"] = etag
+            fault = req.extra_log.get("page_fault") or {}
+            if fault.get("what") == "claim_total":
+                # A hostile host: the real bytes under a Content-Range
+                # whose total claims far more (never believe a length).
+                return self._send_ranged(req, f, size, headers, claim=int(fault["total"]))
             self._send_ranged(req, f, size, headers)
 
     def _tree(self, req):
@@ -174,17 +179,18 @@ class ContentApp:
             self._send_ranged(req, f, size, headers)
 
     @staticmethod
-    def _send_ranged(req, f, size, headers):
-        """The whole file (200), the Range asked for (206) or 416."""
-        rng = req.header("Range")
+    def _send_ranged(req, f, size, headers, claim=None):
+        """The whole file (200), the Range asked for (206) or 416; claim:
+        the total a hostile host states in Content-Range instead."""
+        rng = req.header("Range") or (claim and "bytes=0-")
         span = parse_range(rng, size) if rng else "ignore"
         if span is None:
-            headers["Content-Range"] = f"bytes */{size}"
+            headers["Content-Range"] = f"bytes */{claim or size}"
             return send_bytes(req, 416, b"", headers, None)
         if span == "ignore":
             return send_file_range(req, 200, f, 0, size, headers)
         start, end = span
-        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        headers["Content-Range"] = f"bytes {start}-{end}/{claim or size}"
         send_file_range(req, 206, f, start, end - start + 1, headers)
 
     @staticmethod

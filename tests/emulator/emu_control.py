@@ -33,7 +33,7 @@ FAULT_KINDS = ("latency", "throttle", "status", "expired_token", "reset", "trunc
 # What a `hostile` fault does to a children or delta page (emu_graph.send_page).
 HOSTILE = ("names", "fields", "nextlink_loop", "endless", "not_object", "no_value",
            "foreign_link", "cycle", "huge_empty", "endless_full", "root_child", "duplicates",
-           "http_download")
+           "http_download", "claim_total")
 
 
 class Faults:
@@ -71,7 +71,8 @@ class Faults:
                      "ratelimit": body.get("ratelimit", False),
                      "after_bytes": body.get("after_bytes"), "what": body.get("what"),
                      "bps": body.get("bps"), "set": body.get("set"), "mib": body.get("mib"),
-                     "items": body.get("items"), "folder": body.get("folder")}
+                     "items": body.get("items"), "folder": body.get("folder"),
+                     "total": body.get("total")}
             self.next_id += 1
             self.items.append(fault)
         return fault

@@ -253,6 +253,29 @@ class Memory(HostileCase):
             self.assert_rss(m, f"a {mib} MiB page of empty objects")
             self.assertEqual(self.listdir(m, rel), self.expected(rel))
 
+    def test_download_claiming_a_huge_total(self):
+        """One 206 whose Content-Range says 32 TiB for a small file: the
+        claim sizes no memory (the chunk table follows what is read), the
+        read gets the real bytes or EIO, and a total past any real file is
+        refused."""
+        rel = "reports/2026/q3.csv"
+        with open(os.path.join(self.emu["dataset_dir"], rel), "rb") as f:
+            truth = f.read()
+        m = self.mount(cache="cache-claim", opts="poll_interval=0,read_timeout=10")
+        for total in ((1 << 45) - 1, 1 << 62):
+            self.emu.fault(route="download", kind="hostile", what="claim_total",
+                           total=total)
+            try:
+                with open(os.path.join(m.mountpoint, rel), "rb") as f:
+                    got = f.read(len(truth) + 100)
+                self.assertEqual(got, truth[:len(got)])
+            except OSError as e:
+                self.assertEqual(e.errno, errno.EIO)
+            finally:
+                self.emu.clear_faults()
+            self.assert_rss(m, f"a Content-Range total of {total}")
+        self.assertIsNone(m.proc.poll())
+
     def test_endless_full_pages_while_other_folders_list(self):
         m = self.mount(cache="cache-endless", opts="poll_interval=0,read_timeout=120")
         self.emu.fault(route="children", kind="hostile", what="endless_full", folder="many")
