@@ -56,6 +56,38 @@ void qxh_update(struct qxh *h, const void *data, size_t n)
 		h->fold[i] ^= p[i];
 }
 
+void qxh_update_copy(struct qxh *h, void *dst, const void *data, size_t n)
+{
+	const unsigned char *p = data;
+	unsigned char *d = dst;
+	size_t phase = (size_t)(h->length % QXH_PERIOD);
+
+	h->length += n;
+	while (phase != 0 && n > 0) {
+		*d++ = *p;
+		h->fold[phase] ^= *p++;
+		n--;
+		phase = (phase + 1) % QXH_PERIOD;
+	}
+	if (n >= QXH_PERIOD) {
+		uint64_t acc[QXH_PERIOD / 8], w[QXH_PERIOD / 8];
+
+		memcpy(acc, h->fold, QXH_PERIOD);
+		for (; n >= QXH_PERIOD;
+		     n -= QXH_PERIOD, p += QXH_PERIOD, d += QXH_PERIOD) {
+			memcpy(w, p, QXH_PERIOD);
+			memcpy(d, w, QXH_PERIOD);
+			for (size_t i = 0; i < QXH_PERIOD / 8; i++)
+				acc[i] ^= w[i];
+		}
+		memcpy(h->fold, acc, QXH_PERIOD);
+	}
+	for (size_t i = 0; i < n; i++) {
+		d[i] = p[i];
+		h->fold[i] ^= p[i];
+	}
+}
+
 void qxh_final(const struct qxh *h, unsigned char out[QXH_DIGEST_LEN])
 {
 	memset(out, 0, QXH_DIGEST_LEN);

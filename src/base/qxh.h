@@ -28,6 +28,9 @@ struct qxh {
 
 void qxh_init(struct qxh *h);
 void qxh_update(struct qxh *h, const void *data, size_t n);
+/* qxh_update that also copies the n bytes to dst (not overlapping data):
+ * one pass over bytes that are both kept and hashed. */
+void qxh_update_copy(struct qxh *h, void *dst, const void *data, size_t n);
 /* Starts a part of a file's hash for bytes that sit at offset: parts fed
  * separately combine with qxh_merge() in any order (the hash is linear). */
 void qxh_init_at(struct qxh *h, uint64_t offset);

@@ -214,8 +214,7 @@ static void fold_bytes(struct stream *s, const char *data, size_t n)
 		size_t k = n < room ? n : (size_t)room;
 		if (in % CONTENT_BLOCK == 0)
 			qxh_init_at(&s->h, s->pos);
-		memcpy(s->buf->data + in, data, k);
-		qxh_update(&s->h, data, k);
+		qxh_update_copy(&s->h, s->buf->data + in, data, k);
 		s->pos += k;
 		data += k;
 		n -= k;

@@ -16,15 +16,25 @@
 static void expect_hash(const void *data, size_t n, size_t chunk,
 			const char *want)
 {
-	struct qxh h;
+	struct qxh h, hc;
 	char got[QXH_B64_LEN + 1];
 	const unsigned char *p = data;
+	unsigned char *copy = malloc(n ? n : 1);
 
 	qxh_init(&h);
-	for (size_t off = 0; off < n; off += chunk)
-		qxh_update(&h, p + off, n - off < chunk ? n - off : chunk);
+	qxh_init(&hc);
+	for (size_t off = 0; off < n; off += chunk) {
+		size_t k = n - off < chunk ? n - off : chunk;
+		qxh_update(&h, p + off, k);
+		/* The copying variant: the same hash, and the bytes copied. */
+		qxh_update_copy(&hc, copy + off, p + off, k);
+	}
 	qxh_final_b64(&h, got);
 	assert_string_equal(got, want);
+	qxh_final_b64(&hc, got);
+	assert_string_equal(got, want);
+	assert_memory_equal(copy, data, n);
+	free(copy);
 }
 
 static void expect_all_chunkings(const void *data, size_t n, const char *want)
