@@ -491,7 +491,7 @@ struct reader *reader_new(struct graph *g, struct content *store,
 	mem_lru_init(&r->idle);
 	mem_lru_init(&r->mem);
 	mem_lru_init(&r->unstored);
-	r->budget = budget_new((size_t)r->chunk, 8);
+	r->budget = budget_new((size_t)r->chunk, 2);
 	r->urls = url_cache_new();
 	if (!r->budget || !r->urls)
 		goto fail;
