@@ -168,8 +168,8 @@ static void *worker_main(void *arg)
 	 * a thread's own nice value; raising it needs no privilege. */
 	id_t tid = (id_t)syscall(SYS_gettid);
 	errno = 0;
-	int nice = getpriority(PRIO_PROCESS, tid);
-	if (errno || setpriority(PRIO_PROCESS, tid, nice + FETCH_NICE))
+	int prio = getpriority(PRIO_PROCESS, tid);
+	if (errno || setpriority(PRIO_PROCESS, tid, prio + FETCH_NICE))
 		log_debug("fetch: cannot lower this worker's priority: %s",
 			  strerror(errno));
 	pthread_mutex_lock(&r->lock);
